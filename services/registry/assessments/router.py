@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter
+
+from services.registry.assessments import service
+from services.registry.assessments.schemas import AssessmentCreate, AssessmentRead
+from services.registry.elders import service as elders
+from shared.auth import Principal, Role, require_roles
+from shared.uow import SessionDep
+
+router = APIRouter(prefix="/v1/elders/{elder_id}/assessments", tags=["assessments"])
+
+Writer = require_roles(Role.admin, Role.street, Role.community, Role.org_admin)
+Reader = require_roles(
+    Role.admin,
+    Role.street,
+    Role.community,
+    Role.org_admin,
+    Role.caregiver,
+    Role.service,
+    Role.family,
+)
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=AssessmentRead,
+    summary="Record a GB/T 42195-2022 assessment (scores) or a third-party level",
+)
+async def create_assessment(
+    elder_id: uuid.UUID,
+    assessment_in: AssessmentCreate,
+    session: SessionDep,
+    principal: Principal = Writer,
+) -> AssessmentRead:
+    elder = await elders.get(session=session, principal=principal, elder_id=elder_id)
+    assessment = await service.create(session=session, elder=elder, assessment_in=assessment_in)
+    return AssessmentRead.of(assessment)
+
+
+@router.get("", response_model=list[AssessmentRead], summary="Assessment history, latest first")
+async def list_assessments(
+    elder_id: uuid.UUID, session: SessionDep, principal: Principal = Reader
+) -> list[AssessmentRead]:
+    elder = await elders.get(session=session, principal=principal, elder_id=elder_id)
+    return [AssessmentRead.of(a) for a in await service.history(session=session, elder=elder)]

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.money import Fen
+
+BedStatus = Literal["applied", "active", "suspended", "terminated"]
+
+
+class BedCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    elder_id: uuid.UUID
+    org_id: uuid.UUID
+    station_id: uuid.UUID
+    started_on: date | None = Field(
+        None, description="service start; the bed is active from this date (default today)"
+    )
+    status: Literal["applied", "active"] = Field(
+        "active", description="`applied` records an application to be activated later"
+    )
+
+
+class BedTransition(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    on: date | None = Field(None, description="effective date (default today)")
+    reason: str | None = Field(None, max_length=256)
+
+
+class BedRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    elder_id: uuid.UUID
+    org_id: uuid.UUID
+    station_id: uuid.UUID
+    status: BedStatus
+    policy_code: str
+    applied_on: date
+    started_on: date | None
+    suspended_on: date | None
+    terminated_on: date | None
+    termination_reason: str | None
+    created_at: datetime
+
+
+class BedEventRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    from_status: str | None
+    to_status: str
+    effective_on: date
+    reason: str | None
+    actor: str
+    created_at: datetime
+
+
+class ModificationCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    kind: Literal["aging_adaptation", "smart"] = Field(
+        description="适老化改造 (aging adaptation) or 智能化改造 (smart devices)"
+    )
+    item: str = Field(min_length=1, max_length=128, examples=["卫生间扶手", "紧急呼叫按钮"])
+    cost_fen: Fen
+    done_on: date
+    warranty_until: date | None = Field(
+        None, description="end of the vendor's warranty; at least one year (default: one year)"
+    )
+    vendor: str | None = Field(None, max_length=128)
+
+
+class ModificationRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    bed_id: uuid.UUID
+    kind: str
+    item: str
+    cost_fen: int
+    done_on: date
+    warranty_until: date
+    under_warranty: bool = False
+    vendor: str | None
+    created_at: datetime

@@ -1,0 +1,265 @@
+"""Beds: eligibility at creation, the lifecycle, and modifications."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, timedelta
+
+from sqlalchemy import ColumnElement, Select, false, select, true
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.registry.beds import eligibility
+from services.registry.beds.models import OPEN_STATUSES, Bed, BedEvent, Modification
+from services.registry.beds.schemas import BedCreate, BedTransition, ModificationCreate
+from services.registry.caregivers import service as caregivers
+from services.registry.elders import service as elders
+from services.registry.elders.models import Elder
+from services.registry.orgs import service as orgs
+from shared.auth import Principal, Role
+from shared.errors import Conflict, Forbidden, NotFound, Problem, Unprocessable
+from shared.pagination import decode_cursor
+from shared.policy import Policy, bed_policy_for, policy_by_code
+
+# status → the steps allowed from it (action → new status)
+TRANSITIONS: dict[str, dict[str, str]] = {
+    "applied": {"activate": "active", "terminate": "terminated"},
+    "active": {"suspend": "suspended", "terminate": "terminated"},
+    "suspended": {"resume": "active", "terminate": "terminated"},
+    "terminated": {},
+}
+
+
+def scope_clause(principal: Principal) -> ColumnElement[bool]:
+    role = principal.role
+    if role in (Role.org_admin, Role.caregiver):
+        return Bed.org_id == principal.org
+    if role in (Role.admin, Role.street, Role.community, Role.family):
+        return Bed.elder_id.in_(select(Elder.id).where(elders.scope_clause(principal)))
+    if role is Role.service:
+        return true()
+    return false()
+
+
+def readable_statement(principal: Principal) -> Select[tuple[Bed]]:
+    return select(Bed).where(scope_clause(principal))
+
+
+async def get(*, session: AsyncSession, principal: Principal, bed_id: uuid.UUID) -> Bed:
+    bed = await session.scalar(readable_statement(principal).where(Bed.id == bed_id))
+    if bed is None:
+        raise NotFound(f"bed {bed_id} not found")
+    return bed
+
+
+async def evaluate(
+    *, session: AsyncSession, elder: Elder, day: date, except_bed: uuid.UUID | None = None
+) -> tuple[Policy, list[eligibility.Reason]]:
+    """Eligibility of ``elder`` on ``day``; ``except_bed`` is the bed being activated."""
+    policy = bed_policy_for(elder.residence_region, day)
+    open_beds = select(Bed.id).where(Bed.elder_id == elder.id, Bed.status.in_(OPEN_STATUSES))
+    if except_bed is not None:
+        open_beds = open_beds.where(Bed.id != except_bed)
+    open_bed = await session.scalar(open_beds.limit(1))
+    facts = eligibility.ElderFacts(
+        lives_at_home=elder.lives_at_home,
+        living_arrangement=elder.living_arrangement,
+        deceased_on=elder.deceased_on,
+        level=elder.current_level,
+        level_valid_until=elder.reassessment_due_on,
+        has_coresident_caregiver=await caregivers.has_coresident(session=session, elder=elder),
+        has_open_bed=open_bed is not None,
+    )
+    assert policy.bed is not None
+    return policy, eligibility.check(facts, policy.bed, day)
+
+
+async def create(
+    *, session: AsyncSession, principal: Principal, bed_in: BedCreate, today: date
+) -> Bed:
+    if principal.role is Role.org_admin and bed_in.org_id != principal.org:
+        raise Forbidden("an org may open beds only for itself")
+    try:
+        elder = await elders.get(session=session, principal=principal, elder_id=bed_in.elder_id)
+    except NotFound:
+        raise Unprocessable(
+            f"elder {bed_in.elder_id} not found",
+            errors=[("elder_id", "no such elder in your scope")],
+        ) from None
+    try:
+        org = await orgs.get(
+            session=session, principal=Principal(sub="-", role=Role.service), org_id=bed_in.org_id
+        )
+    except NotFound:
+        raise Unprocessable(
+            f"org {bed_in.org_id} not found", errors=[("org_id", "no such org")]
+        ) from None
+    await orgs.get_station(session=session, org_id=org.id, station_id=bed_in.station_id)
+    # Serialise bed creation per elder so two concurrent requests cannot both pass the check.
+    await session.execute(select(Elder.id).where(Elder.id == elder.id).with_for_update())
+    day = bed_in.started_on or today
+    policy, reasons = await evaluate(session=session, elder=elder, day=day)
+    if reasons:
+        raise Problem(
+            "the elder is not eligible for a home care bed",
+            status=422,
+            slug="bed-ineligible",
+            title="Not eligible for a home care bed",
+            policy_code=policy.code,
+            reasons=[r.as_dict() for r in reasons],
+        )
+    active = bed_in.status == "active"
+    bed = Bed(
+        elder_id=elder.id,
+        org_id=org.id,
+        station_id=bed_in.station_id,
+        status=bed_in.status,
+        policy_code=policy.code,
+        applied_on=today,
+        started_on=day if active else None,
+    )
+    session.add(bed)
+    await session.flush()
+    session.add(
+        BedEvent(
+            bed_id=bed.id,
+            from_status=None,
+            to_status=bed.status,
+            effective_on=day if active else today,
+            actor=principal.sub,
+        )
+    )
+    await session.flush()
+    return bed
+
+
+async def transition(
+    *,
+    session: AsyncSession,
+    principal: Principal,
+    bed: Bed,
+    action: str,
+    step: BedTransition,
+    today: date,
+) -> Bed:
+    new_status = TRANSITIONS[bed.status].get(action)
+    if new_status is None:
+        raise Conflict(
+            f"a {bed.status} bed cannot be {action}d", allowed=sorted(TRANSITIONS[bed.status])
+        )
+    on = step.on or today
+    last = bed.suspended_on or bed.started_on or bed.applied_on
+    if on < last:
+        raise Unprocessable(
+            f"{action} date {on} is before the bed's last change on {last}",
+            errors=[("on", f"must not be before {last}")],
+        )
+    if action == "terminate" and not step.reason:
+        raise Unprocessable("a termination needs a reason", errors=[("reason", "required")])
+    if action == "activate":
+        elder = await session.get(Elder, bed.elder_id)
+        assert elder is not None
+        _, reasons = await evaluate(session=session, elder=elder, day=on, except_bed=bed.id)
+        if reasons:
+            raise Problem(
+                "the elder is not eligible for a home care bed",
+                status=422,
+                slug="bed-ineligible",
+                title="Not eligible for a home care bed",
+                reasons=[r.as_dict() for r in reasons],
+            )
+        bed.started_on = on
+    elif action == "suspend":
+        bed.suspended_on = on
+    elif action == "resume":
+        bed.suspended_on = None
+    elif action == "terminate":
+        bed.terminated_on = on
+        bed.termination_reason = step.reason
+    session.add(
+        BedEvent(
+            bed_id=bed.id,
+            from_status=bed.status,
+            to_status=new_status,
+            effective_on=on,
+            reason=step.reason,
+            actor=principal.sub,
+        )
+    )
+    bed.status = new_status
+    await session.flush()
+    return bed
+
+
+async def list_page(
+    *,
+    session: AsyncSession,
+    principal: Principal,
+    org: uuid.UUID | None,
+    status: str | None,
+    elder_id: uuid.UUID | None,
+    cursor: str | None,
+    limit: int,
+) -> list[Bed]:
+    stmt = readable_statement(principal)
+    if org:
+        stmt = stmt.where(Bed.org_id == org)
+    if status:
+        stmt = stmt.where(Bed.status == status)
+    if elder_id:
+        stmt = stmt.where(Bed.elder_id == elder_id)
+    after = decode_cursor(cursor)
+    if after is not None:
+        stmt = stmt.where(Bed.id > after)
+    return list(await session.scalars(stmt.order_by(Bed.id).limit(limit + 1)))
+
+
+async def events(*, session: AsyncSession, bed: Bed) -> list[BedEvent]:
+    return list(
+        await session.scalars(
+            select(BedEvent)
+            .where(BedEvent.bed_id == bed.id)
+            .order_by(BedEvent.created_at, BedEvent.id)
+        )
+    )
+
+
+async def add_modification(
+    *, session: AsyncSession, bed: Bed, mod_in: ModificationCreate
+) -> Modification:
+    if bed.status == "terminated":
+        raise Conflict("a terminated bed takes no modifications")
+    policy = policy_by_code(bed.policy_code)
+    assert policy.bed is not None
+    minimum = mod_in.done_on + timedelta(days=policy.bed.modification_warranty_days)
+    warranty = mod_in.warranty_until or minimum
+    if warranty < minimum:
+        raise Unprocessable(
+            f"warranty must last at least {policy.bed.modification_warranty_days} days",
+            errors=[("warranty_until", f"must be on or after {minimum}")],
+        )
+    if mod_in.done_on > date.today():
+        raise Unprocessable(
+            "work cannot be done in the future", errors=[("done_on", "must not be in the future")]
+        )
+    modification = Modification(
+        bed_id=bed.id,
+        kind=mod_in.kind,
+        item=mod_in.item,
+        cost_fen=mod_in.cost_fen,
+        done_on=mod_in.done_on,
+        warranty_until=warranty,
+        vendor=mod_in.vendor,
+    )
+    session.add(modification)
+    await session.flush()
+    return modification
+
+
+async def modifications(*, session: AsyncSession, bed: Bed) -> list[Modification]:
+    return list(
+        await session.scalars(
+            select(Modification)
+            .where(Modification.bed_id == bed.id)
+            .order_by(Modification.done_on, Modification.id)
+        )
+    )

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter
+
+from services.registry.caregivers import service
+from services.registry.caregivers.schemas import FamilyCaregiverCreate, FamilyCaregiverRead
+from services.registry.deps import CipherDep
+from services.registry.elders import service as elders
+from shared.auth import Principal, Role, require_roles
+from shared.uow import SessionDep
+
+router = APIRouter(prefix="/v1/elders/{elder_id}/family-caregivers", tags=["family caregivers"])
+
+Writer = require_roles(Role.admin, Role.street, Role.community, Role.org_admin)
+Reader = require_roles(
+    Role.admin,
+    Role.street,
+    Role.community,
+    Role.org_admin,
+    Role.caregiver,
+    Role.service,
+    Role.family,
+)
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=FamilyCaregiverRead,
+    summary="Add a family caregiver (relation, phone, lives with the elder, training)",
+)
+async def create_family_caregiver(
+    elder_id: uuid.UUID,
+    caregiver_in: FamilyCaregiverCreate,
+    session: SessionDep,
+    cipher: CipherDep,
+    principal: Principal = Writer,
+) -> FamilyCaregiverRead:
+    elder = await elders.get(session=session, principal=principal, elder_id=elder_id)
+    caregiver = await service.create(
+        session=session, cipher=cipher, elder=elder, caregiver_in=caregiver_in
+    )
+    return FamilyCaregiverRead.model_validate(caregiver)
+
+
+@router.get("", response_model=list[FamilyCaregiverRead], summary="The elder's family caregivers")
+async def list_family_caregivers(
+    elder_id: uuid.UUID, session: SessionDep, principal: Principal = Reader
+) -> list[FamilyCaregiverRead]:
+    elder = await elders.get(session=session, principal=principal, elder_id=elder_id)
+    return [
+        FamilyCaregiverRead.model_validate(c)
+        for c in await service.list_for(session=session, elder=elder)
+    ]

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from shared.pii import normalize_phone
+
+Relation = Literal["spouse", "child", "child_in_law", "grandchild", "sibling", "relative", "other"]
+
+
+class FamilyCaregiverCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field(min_length=1, max_length=64)
+    relation: Relation
+    phone: str = Field(max_length=20)
+    lives_with: bool = Field(description="lives with the elder (共同生活)")
+    trained_on: date | None = Field(None, description="date of the org's care training")
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, v: str) -> str:
+        return normalize_phone(v)
+
+    @field_validator("trained_on")
+    @classmethod
+    def _not_future(cls, v: date | None) -> date | None:
+        if v is not None and v > date.today():
+            raise ValueError("must not be in the future")
+        return v
+
+
+class FamilyCaregiverRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    elder_id: uuid.UUID
+    name: str
+    relation: str
+    phone_masked: str
+    lives_with: bool
+    trained_on: date | None
+    active: bool
+    created_at: datetime

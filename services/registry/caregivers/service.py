@@ -1,0 +1,50 @@
+"""Family caregivers (家庭照护者) of an elder."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.registry.caregivers.models import FamilyCaregiver
+from services.registry.caregivers.schemas import FamilyCaregiverCreate
+from services.registry.elders.models import Elder
+from shared.pii import PiiCipher, mask_phone
+
+
+async def create(
+    *, session: AsyncSession, cipher: PiiCipher, elder: Elder, caregiver_in: FamilyCaregiverCreate
+) -> FamilyCaregiver:
+    caregiver = FamilyCaregiver(
+        elder_id=elder.id,
+        name=caregiver_in.name,
+        relation=caregiver_in.relation,
+        phone_enc=cipher.encrypt(caregiver_in.phone, context=b"family_caregiver.phone"),
+        phone_masked=mask_phone(caregiver_in.phone),
+        lives_with=caregiver_in.lives_with,
+        trained_on=caregiver_in.trained_on,
+    )
+    session.add(caregiver)
+    await session.flush()
+    return caregiver
+
+
+async def list_for(*, session: AsyncSession, elder: Elder) -> list[FamilyCaregiver]:
+    rows = await session.scalars(
+        select(FamilyCaregiver)
+        .where(FamilyCaregiver.elder_id == elder.id)
+        .order_by(FamilyCaregiver.created_at)
+    )
+    return list(rows)
+
+
+async def has_coresident(*, session: AsyncSession, elder: Elder) -> bool:
+    found = await session.scalar(
+        select(FamilyCaregiver.id)
+        .where(
+            FamilyCaregiver.elder_id == elder.id,
+            FamilyCaregiver.lives_with.is_(True),
+            FamilyCaregiver.active.is_(True),
+        )
+        .limit(1)
+    )
+    return found is not None

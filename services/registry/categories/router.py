@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import uuid
+from datetime import date
+
+from fastapi import APIRouter
+
+from services.registry.categories import service
+from services.registry.categories.schemas import CategoryCreate, CategoryRead
+from services.registry.elders import service as elders
+from shared.auth import Principal, Role, require_roles
+from shared.uow import SessionDep
+
+router = APIRouter(prefix="/v1/elders/{elder_id}/categories", tags=["categories"])
+
+Writer = require_roles(Role.admin, Role.street, Role.community)
+Reader = require_roles(Role.admin, Role.street, Role.community, Role.org_admin, Role.service)
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=CategoryRead,
+    summary="Record a welfare category (特困, 低保, 残疾 …) with its validity period",
+)
+async def create_category(
+    elder_id: uuid.UUID,
+    category_in: CategoryCreate,
+    session: SessionDep,
+    principal: Principal = Writer,
+) -> CategoryRead:
+    elder = await elders.get(session=session, principal=principal, elder_id=elder_id)
+    category = await service.create(session=session, elder=elder, category_in=category_in)
+    return service.to_read(category, date.today())
+
+
+@router.get("", response_model=list[CategoryRead], summary="All categories, past and current")
+async def list_categories(
+    elder_id: uuid.UUID, session: SessionDep, principal: Principal = Reader
+) -> list[CategoryRead]:
+    elder = await elders.get(session=session, principal=principal, elder_id=elder_id)
+    today = date.today()
+    return [service.to_read(c, today) for c in await service.list_for(session=session, elder=elder)]

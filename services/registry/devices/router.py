@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from services.registry.devices import service
+from services.registry.devices.schemas import DEVICE_ID_PATTERN, DeviceCreate, DeviceRead
+from shared.auth import Principal, Role, require_roles
+from shared.pagination import Cursor, Limit, Page, next_cursor
+from shared.uow import SessionDep
+
+router = APIRouter(prefix="/v1/devices", tags=["devices"])
+
+Writer = require_roles(Role.admin, Role.org_admin)
+Reader = require_roles(
+    Role.admin, Role.street, Role.community, Role.org_admin, Role.caregiver, Role.service
+)
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=DeviceRead,
+    summary="Register a gateway or device; a gateway's MQTT password is shown only here",
+)
+async def register_device(
+    device_in: DeviceCreate, session: SessionDep, principal: Principal = Writer
+) -> DeviceRead:
+    return await service.register(session=session, principal=principal, device_in=device_in)
+
+
+@router.get("", response_model=Page[DeviceRead], summary="Devices in your scope")
+async def list_devices(
+    session: SessionDep,
+    principal: Principal = Reader,
+    elder_id: uuid.UUID | None = None,
+    gateway_id: Annotated[str | None, Query(pattern=DEVICE_ID_PATTERN)] = None,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> Page[DeviceRead]:
+    rows = await service.list_page(
+        session=session,
+        principal=principal,
+        elder_id=elder_id,
+        gateway_id=gateway_id,
+        cursor=cursor,
+        limit=limit,
+    )
+    return Page[DeviceRead](
+        items=[DeviceRead.model_validate(d) for d in rows[:limit]],
+        next_cursor=next_cursor(rows, limit),
+    )
+
+
+@router.get("/{device_id}", response_model=DeviceRead)
+async def get_device(
+    device_id: Annotated[str, Path(pattern=DEVICE_ID_PATTERN)],
+    session: SessionDep,
+    principal: Principal = Reader,
+) -> DeviceRead:
+    return DeviceRead.model_validate(
+        await service.get(session=session, principal=principal, device_id=device_id)
+    )

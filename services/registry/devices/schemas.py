@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+DeviceKind = Literal[
+    "gateway",
+    "emergency_button",
+    "vital_monitor",
+    "motion_sensor",
+    "door_sensor",
+    "bed_sensor",
+    "fall_sensor",
+    "smoke_alarm",
+]
+# MQTT topic segments: no '/', '+', '#', and nothing a shell or URL would mangle.
+DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{2,63}$"
+
+
+class DeviceCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    device_id: str = Field(pattern=DEVICE_ID_PATTERN, examples=["gw-0001"])
+    gateway_id: str | None = Field(
+        None,
+        pattern=DEVICE_ID_PATTERN,
+        description="the gateway this device reports through; a gateway names itself",
+    )
+    kind: DeviceKind
+    elder_id: uuid.UUID
+    bed_id: uuid.UUID | None = None
+
+    @model_validator(mode="after")
+    def _gateway(self) -> DeviceCreate:
+        if self.kind == "gateway":
+            if self.gateway_id not in (None, self.device_id):
+                raise ValueError("a gateway's gateway_id is its own device_id")
+            self.gateway_id = self.device_id
+        elif self.gateway_id is None:
+            raise ValueError("a device must name the gateway it reports through")
+        return self
+
+
+class MqttCredentials(BaseModel):
+    """Shown once, at registration. The broker ACL allows publishing under ``topic_prefix``."""
+
+    client_id: str
+    username: str
+    password: str
+    topic_prefix: str
+    status_topic: str
+
+
+class DeviceRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    device_id: str
+    gateway_id: str
+    kind: str
+    elder_id: uuid.UUID
+    bed_id: uuid.UUID | None
+    status: str
+    created_at: datetime
+    mqtt: MqttCredentials | None = None

@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+
+from services.registry.beds import service as beds_service
+from services.registry.deps import CipherDep
+from services.registry.elders import service
+from services.registry.elders.schemas import (
+    ElderCreate,
+    ElderRead,
+    ElderUpdate,
+    EligibilityRead,
+    LivingArrangement,
+    Zone,
+)
+from shared.auth import Principal, Role, require_roles
+from shared.pagination import Cursor, Limit, Page, next_cursor
+from shared.uow import SessionDep
+
+router = APIRouter(prefix="/v1/elders", tags=["elders"])
+
+Writer = require_roles(Role.admin, Role.street, Role.community, Role.org_admin)
+Reader = require_roles(
+    Role.admin,
+    Role.street,
+    Role.community,
+    Role.org_admin,
+    Role.caregiver,
+    Role.service,
+    Role.family,
+)
+Lister = require_roles(
+    Role.admin, Role.street, Role.community, Role.org_admin, Role.caregiver, Role.service
+)
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=ElderRead,
+    summary="Register an elder (ID number validated, stored encrypted)",
+)
+async def create_elder(
+    elder_in: ElderCreate, session: SessionDep, cipher: CipherDep, principal: Principal = Writer
+) -> ElderRead:
+    elder = await service.create(
+        session=session, principal=principal, cipher=cipher, elder_in=elder_in
+    )
+    return service.to_read(elder, date.today())
+
+
+@router.get("", response_model=Page[ElderRead], summary="List elders in your scope")
+async def list_elders(
+    session: SessionDep,
+    principal: Principal = Lister,
+    region: Annotated[str | None, Query(pattern=r"^\d{2,12}$")] = None,
+    category: Annotated[str | None, Query(max_length=32)] = None,
+    level: Annotated[int | None, Query(ge=0, le=4)] = None,
+    min_level: Annotated[int | None, Query(ge=0, le=4)] = None,
+    org: uuid.UUID | None = None,
+    zone: Zone | None = None,
+    living_arrangement: LivingArrangement | None = None,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> Page[ElderRead]:
+    today = date.today()
+    filters = service.ElderFilters(
+        region=region,
+        category=category,
+        level=level,
+        min_level=min_level,
+        org=org,
+        zone=zone,
+        living_arrangement=living_arrangement,
+    )
+    rows = await service.list_page(
+        session=session,
+        principal=principal,
+        filters=filters,
+        cursor=cursor,
+        limit=limit,
+        today=today,
+    )
+    return Page[ElderRead](
+        items=[service.to_read(e, today) for e in rows[:limit]],
+        next_cursor=next_cursor(rows, limit),
+    )
+
+
+@router.get(
+    "/{elder_id}",
+    response_model=ElderRead,
+    summary="One elder; `include=pii` reveals ID number/phone to roles allowed (audited)",
+)
+async def get_elder(
+    elder_id: uuid.UUID,
+    session: SessionDep,
+    cipher: CipherDep,
+    principal: Principal = Reader,
+    include: Literal["pii"] | None = None,
+) -> ElderRead:
+    elder = await service.get(session=session, principal=principal, elder_id=elder_id)
+    read = service.to_read(elder, date.today())
+    if include == "pii":
+        read = await service.reveal(
+            session=session, principal=principal, cipher=cipher, elder=elder, read=read
+        )
+    return read
+
+
+@router.patch("/{elder_id}", response_model=ElderRead, summary="Update contact and living data")
+async def update_elder(
+    elder_id: uuid.UUID,
+    elder_in: ElderUpdate,
+    session: SessionDep,
+    cipher: CipherDep,
+    principal: Principal = Writer,
+) -> ElderRead:
+    elder = await service.get(session=session, principal=principal, elder_id=elder_id)
+    elder = await service.update(session=session, cipher=cipher, elder=elder, elder_in=elder_in)
+    return service.to_read(elder, date.today())
+
+
+@router.get(
+    "/{elder_id}/bed-eligibility",
+    response_model=EligibilityRead,
+    summary="Would a home care bed be granted today? Every failed condition is listed",
+)
+async def bed_eligibility(
+    elder_id: uuid.UUID, session: SessionDep, principal: Principal = Lister
+) -> EligibilityRead:
+    elder = await service.get(session=session, principal=principal, elder_id=elder_id)
+    policy, reasons = await beds_service.evaluate(session=session, elder=elder, day=date.today())
+    return EligibilityRead(
+        elder_id=elder.id,
+        eligible=not reasons,
+        policy_code=policy.code,
+        reasons=[r.as_dict() for r in reasons],
+    )

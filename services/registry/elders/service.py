@@ -1,0 +1,229 @@
+"""Elders: create, read (scoped), list, update, reveal PII (audited)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import ColumnElement, Select, exists, false, or_, select, true
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.registry.beds.models import Bed
+from services.registry.categories.models import Category
+from services.registry.elders.models import Elder
+from services.registry.elders.schemas import ElderCreate, ElderRead, ElderUpdate
+from shared import audit
+from shared.auth import Principal, Role
+from shared.errors import Conflict, Forbidden, NotFound, Unprocessable
+from shared.pagination import decode_cursor
+from shared.pii import PiiCipher, age_on, mask_id_number, mask_phone, parse_id_number
+
+
+def _region_clause(prefix: str) -> ColumnElement[bool]:
+    return or_(
+        Elder.hukou_region.startswith(prefix, autoescape=True),
+        Elder.residence_region.startswith(prefix, autoescape=True),
+    )
+
+
+def scope_clause(principal: Principal) -> ColumnElement[bool]:
+    """The WHERE clause that limits elders to what ``principal`` may see."""
+    role = principal.role
+    if role in (Role.admin, Role.street, Role.community):
+        return _region_clause(principal.region) if principal.region else true()
+    if role in (Role.org_admin, Role.caregiver):
+        return or_(
+            Elder.registered_by_org == principal.org,
+            exists().where(Bed.elder_id == Elder.id, Bed.org_id == principal.org),
+        )
+    if role is Role.service:
+        return true()
+    if role is Role.family:
+        return Elder.id == principal.elder
+    return false()
+
+
+def readable_statement(principal: Principal) -> Select[tuple[Elder]]:
+    return select(Elder).where(scope_clause(principal))
+
+
+async def get(*, session: AsyncSession, principal: Principal, elder_id: uuid.UUID) -> Elder:
+    elder = await session.scalar(readable_statement(principal).where(Elder.id == elder_id))
+    if elder is None:
+        raise NotFound(f"elder {elder_id} not found")
+    return elder
+
+
+def _may_create_in(principal: Principal, elder_in: ElderCreate) -> bool:
+    if principal.region is None:
+        return True
+    residence = elder_in.residence_region or elder_in.hukou_region
+    return principal.in_region(elder_in.hukou_region) or principal.in_region(residence)
+
+
+async def create(
+    *, session: AsyncSession, principal: Principal, cipher: PiiCipher, elder_in: ElderCreate
+) -> Elder:
+    if not _may_create_in(principal, elder_in):
+        raise Forbidden(f"region {elder_in.hukou_region} is outside your region {principal.region}")
+    card = parse_id_number(elder_in.id_number)
+    lookup = cipher.lookup_hash(card.number)
+    existing = await session.scalar(select(Elder.id).where(Elder.id_number_hash == lookup))
+    if existing is not None:
+        readable = await session.scalar(
+            select(Elder.id).where(Elder.id == existing, scope_clause(principal))
+        )
+        extra = {"existing_id": str(existing)} if readable else {}
+        raise Conflict("an elder with this ID number is already registered", **extra)
+    elder = Elder(
+        id_number_enc=cipher.encrypt(card.number, context=b"elder.id_number"),
+        id_number_hash=lookup,
+        id_number_masked=mask_id_number(card.number),
+        name=elder_in.name,
+        birth_date=card.birth_date,
+        gender=card.gender,
+        phone_enc=cipher.encrypt(elder_in.phone, context=b"elder.phone")
+        if elder_in.phone
+        else None,
+        phone_masked=mask_phone(elder_in.phone) if elder_in.phone else None,
+        hukou_region=elder_in.hukou_region,
+        residence_region=elder_in.residence_region or elder_in.hukou_region,
+        address=elder_in.address,
+        lat=elder_in.lat,
+        lon=elder_in.lon,
+        zone=elder_in.zone,
+        living_arrangement=elder_in.living_arrangement,
+        lives_at_home=elder_in.lives_at_home,
+        registered_by_org=principal.org if principal.role is Role.org_admin else None,
+    )
+    session.add(elder)
+    await session.flush()
+    return elder
+
+
+async def update(
+    *, session: AsyncSession, cipher: PiiCipher, elder: Elder, elder_in: ElderUpdate
+) -> Elder:
+    changes = elder_in.model_dump(exclude_unset=True)
+    if "phone" in changes:
+        phone = changes.pop("phone")
+        elder.phone_enc = cipher.encrypt(phone, context=b"elder.phone") if phone else None
+        elder.phone_masked = mask_phone(phone) if phone else None
+    for name, value in changes.items():
+        if value is None and name not in {"lat", "lon", "deceased_on"}:
+            continue
+        setattr(elder, name, value)
+    if (elder.lat is None) != (elder.lon is None):
+        raise Unprocessable("lat and lon must be set together", errors=[("lat", "set with lon")])
+    await session.flush()
+    return elder
+
+
+@dataclass(frozen=True)
+class ElderFilters:
+    region: str | None = None
+    category: str | None = None
+    level: int | None = None
+    min_level: int | None = None
+    org: uuid.UUID | None = None
+    zone: str | None = None
+    living_arrangement: str | None = None
+
+
+async def list_page(
+    *,
+    session: AsyncSession,
+    principal: Principal,
+    filters: ElderFilters,
+    cursor: str | None,
+    limit: int,
+    today: date,
+) -> list[Elder]:
+    stmt = readable_statement(principal)
+    if filters.region:
+        stmt = stmt.where(_region_clause(filters.region))
+    if filters.zone:
+        stmt = stmt.where(Elder.zone == filters.zone)
+    if filters.living_arrangement:
+        stmt = stmt.where(Elder.living_arrangement == filters.living_arrangement)
+    if filters.level is not None:
+        stmt = stmt.where(Elder.current_level == filters.level)
+    if filters.min_level is not None:
+        stmt = stmt.where(Elder.current_level >= filters.min_level)
+    if filters.category:
+        stmt = stmt.where(
+            exists().where(
+                Category.elder_id == Elder.id,
+                Category.code == filters.category,
+                Category.valid_from <= today,
+                or_(Category.valid_to.is_(None), Category.valid_to >= today),
+            )
+        )
+    if filters.org:
+        stmt = stmt.where(
+            exists().where(
+                Bed.elder_id == Elder.id,
+                Bed.org_id == filters.org,
+                Bed.status.in_(("applied", "active", "suspended")),
+            )
+        )
+    after = decode_cursor(cursor)
+    if after is not None:
+        stmt = stmt.where(Elder.id > after)
+    rows = await session.scalars(stmt.order_by(Elder.id).limit(limit + 1))
+    return list(rows)
+
+
+def to_read(elder: Elder, today: date) -> ElderRead:
+    return ElderRead(
+        id=elder.id,
+        id_number_masked=elder.id_number_masked,
+        name=elder.name,
+        birth_date=elder.birth_date,
+        gender=elder.gender,
+        age=age_on(elder.birth_date, today),
+        phone_masked=elder.phone_masked,
+        hukou_region=elder.hukou_region,
+        residence_region=elder.residence_region,
+        address=elder.address,
+        lat=elder.lat,
+        lon=elder.lon,
+        zone=elder.zone,
+        living_arrangement=elder.living_arrangement,
+        lives_at_home=elder.lives_at_home,
+        deceased_on=elder.deceased_on,
+        current_level=elder.current_level,
+        reassessment_due_on=elder.reassessment_due_on,
+        created_at=elder.created_at,
+    )
+
+
+async def reveal(
+    *,
+    session: AsyncSession,
+    principal: Principal,
+    cipher: PiiCipher,
+    elder: Elder,
+    read: ElderRead,
+) -> ElderRead:
+    """Fill in the clear PII the principal may see, and audit the read in the same transaction."""
+    fields = []
+    if principal.may_see("id_number"):
+        read.id_number = cipher.decrypt(elder.id_number_enc, context=b"elder.id_number")
+        fields.append("id_number")
+    if principal.may_see("phone") and elder.phone_enc is not None:
+        read.phone = cipher.decrypt(elder.phone_enc, context=b"elder.phone")
+        fields.append("phone")
+    if not fields:
+        raise Forbidden(f"role {principal.role} may not see this elder's personal data in clear")
+    await audit.record(
+        session,
+        service="registry",
+        principal=principal,
+        action="read_pii",
+        resource_type="elder",
+        resource_id=elder.id,
+        fields=fields,
+    )
+    return read

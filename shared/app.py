@@ -1,0 +1,110 @@
+"""The one way a service builds its FastAPI app: errors, auth, unit of work, observability."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from sqlalchemy import text
+from starlette.types import Scope
+
+from shared import idempotency
+from shared.auth import TokenCodec
+from shared.config import Settings, get_settings
+from shared.db import create_engine, create_sessionmaker
+from shared.errors import PROBLEM_RESPONSES, Unauthorized, install_error_handlers
+from shared.observability import ObservabilityMiddleware, ReadyCheck, health_router
+from shared.uow import UnitOfWorkMiddleware
+
+log = logging.getLogger(__name__)
+
+Hook = Callable[[FastAPI], Awaitable[None]]
+
+
+async def check_database(request: Request) -> None:
+    async with request.app.state.engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+
+
+async def _purge_idempotency_keys(app: FastAPI) -> None:
+    while True:
+        try:
+            async with app.state.sessionmaker.begin() as session:
+                await idempotency.purge_expired(session)
+        except Exception:  # a purge failure must never take the service down
+            log.warning("idempotency purge failed", exc_info=True)
+        await asyncio.sleep(3600)
+
+
+def create_app(
+    *,
+    service: str,
+    title: str,
+    description: str,
+    routers: Sequence[APIRouter],
+    settings: Settings | None = None,
+    ready_checks: dict[str, ReadyCheck] | None = None,
+    on_startup: Sequence[Hook] = (),
+    openapi_tags: list[dict[str, Any]] | None = None,
+) -> FastAPI:
+    settings = settings or get_settings()
+    if not settings.database_url:
+        raise RuntimeError("ELDERCARE_DATABASE_URL is not set (eldercare up sets it for you)")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(
+            settings.database_url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+        )
+        app.state.engine = engine
+        app.state.sessionmaker = create_sessionmaker(engine)
+        for hook in on_startup:
+            await hook(app)
+        purger = asyncio.create_task(_purge_idempotency_keys(app))
+        try:
+            yield
+        finally:
+            purger.cancel()
+            await engine.dispose()
+
+    app = FastAPI(
+        title=title,
+        description=description,
+        version="0.1.0",
+        lifespan=lifespan,
+        responses=PROBLEM_RESPONSES,
+        openapi_tags=openapi_tags,
+    )
+    app.state.service = service
+    app.state.settings = settings
+    app.state.token_codec = TokenCodec(settings)
+    install_error_handlers(app)
+    app.include_router(health_router({"database": check_database, **(ready_checks or {})}))
+    for router in routers:
+        app.include_router(router)
+
+    def principal_of(scope: Scope) -> str | None:
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                _, _, token = value.decode("latin-1").partition(" ")
+                try:
+                    return app.state.token_codec.verify(token.strip()).sub
+                except Unauthorized:
+                    return None
+        return None
+
+    app.add_middleware(
+        UnitOfWorkMiddleware,
+        service=service,
+        sessionmaker_of=lambda: app.state.sessionmaker,
+        principal_of=principal_of,
+        max_body_bytes=settings.max_body_bytes,
+    )
+    app.add_middleware(ObservabilityMiddleware, service=service)
+    return app

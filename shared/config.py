@@ -1,0 +1,80 @@
+"""Settings from the environment (prefix ``ELDERCARE_``), one object per process."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SERVICE_PORTS = {"registry": 8001, "subsidy": 8002, "dispatch": 8003, "telemetry": 8004}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ELDERCARE_", extra="ignore")
+
+    data_dir: Path = Path(".data")
+    database_url: str | None = None
+    mqtt_url: str | None = None
+    mqtt_port: int = 1883
+
+    jwt_secret: str | None = None
+    jwt_issuer: str = "eldercare"
+    jwt_audience: str = "eldercare"
+    # Production deployments point these at an OIDC issuer; HS256 with jwt_secret otherwise.
+    jwt_jwks_url: str | None = None
+    jwt_algorithms: list[str] = Field(default_factory=lambda: ["HS256"])
+
+    # 32-byte keys, base64url. Generated into the data dir when unset (dev only).
+    pii_key: str | None = None
+    pii_hash_key: str | None = None
+
+    registry_port: int = SERVICE_PORTS["registry"]
+    subsidy_port: int = SERVICE_PORTS["subsidy"]
+    dispatch_port: int = SERVICE_PORTS["dispatch"]
+    telemetry_port: int = SERVICE_PORTS["telemetry"]
+    registry_url: str | None = None
+    subsidy_url: str | None = None
+    dispatch_url: str | None = None
+    telemetry_url: str | None = None
+
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
+    max_body_bytes: int = 1_048_576
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    def service_url(self, service: str) -> str:
+        explicit = getattr(self, f"{service}_url")
+        if explicit:
+            return explicit.rstrip("/")
+        return f"http://127.0.0.1:{getattr(self, f'{service}_port')}"
+
+    def secret(self, name: str) -> str:
+        """A secret from the environment, else one generated once into the data dir.
+
+        Generated secrets let `eldercare up` work from a fresh clone; production sets them.
+        """
+        value = getattr(self, name)
+        if value:
+            return value
+        path = self.data_dir / "secrets" / name
+        if path.exists():
+            return path.read_text().strip()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_urlsafe(32)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process of `eldercare up` won the race
+            return path.read_text().strip()
+        with os.fdopen(fd, "w") as fh:
+            fh.write(value)
+        return value
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

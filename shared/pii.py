@@ -1,0 +1,123 @@
+"""Personal data: ID-card numbers (GB 11643-1999) and phone numbers.
+
+Validation and masking are pure functions. Storage: the clear value is encrypted with
+AES-256-GCM and looked up through a keyed hash (HMAC-SHA256), so the database never holds a
+searchable clear ID number and a dump alone reveals nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import re
+from dataclasses import dataclass
+from datetime import date
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from shared.regions import PROVINCES
+
+_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_CHECK = "10X98765432"  # index = weighted sum mod 11
+
+
+@dataclass(frozen=True, slots=True)
+class IdCard:
+    number: str
+    region: str
+    birth_date: date
+    gender: str  # male | female
+
+
+def id_check_char(first17: str) -> str:
+    total = sum(int(c) * w for c, w in zip(first17, _WEIGHTS, strict=True))
+    return _CHECK[total % 11]
+
+
+def parse_id_number(raw: str, *, today: date | None = None) -> IdCard:
+    """Validate an 18-character resident ID number; raise ValueError with the reason."""
+    number = raw.strip().upper()
+    if len(number) != 18:
+        raise ValueError("must be 18 characters (GB 11643-1999)")
+    if not number[:17].isdigit() or not (number[17].isdigit() or number[17] == "X"):
+        raise ValueError("must be 17 digits followed by a digit or X")
+    if number[:2] not in PROVINCES:
+        raise ValueError(f"unknown province code {number[:2]}")
+    try:
+        born = date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
+    except ValueError as exc:
+        raise ValueError("birth date in the number is not a real date") from exc
+    today = today or date.today()
+    if born > today:
+        raise ValueError("birth date in the number is in the future")
+    if born.year < 1880:
+        raise ValueError("birth date in the number is implausibly early")
+    if id_check_char(number[:17]) != number[17]:
+        raise ValueError("check digit does not match (GB 11643-1999)")
+    gender = "male" if int(number[16]) % 2 == 1 else "female"
+    return IdCard(number=number, region=number[:6], birth_date=born, gender=gender)
+
+
+def age_on(birth: date, day: date) -> int:
+    return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
+
+
+def mask_id_number(number: str) -> str:
+    """``350212194501011234`` → ``3502**********1234``."""
+    return number[:4] + "*" * (len(number) - 8) + number[-4:]
+
+
+_PHONE = re.compile(r"^(?:\+?86)?(1[3-9]\d{9})$|^(0\d{2,3}-?\d{7,8})$")
+
+
+def normalize_phone(raw: str) -> str:
+    """Mainland mobile (``13812345678``, ``+86`` allowed) or landline (``0592-1234567``)."""
+    compact = re.sub(r"[\s()]", "", raw)
+    m = _PHONE.match(compact)
+    if not m:
+        raise ValueError("must be a mainland mobile (11 digits, 1[3-9]…) or landline number")
+    return m.group(1) or m.group(2)
+
+
+def mask_phone(phone: str) -> str:
+    """``13812345678`` → ``138****5678``; landlines keep area code and last 4."""
+    digits = phone
+    if len(digits) <= 7:
+        return "*" * len(digits)
+    return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
+
+
+def _derive(secret: str, purpose: bytes) -> bytes:
+    return hmac.new(secret.encode(), purpose, hashlib.sha256).digest()
+
+
+class PiiCipher:
+    """AES-256-GCM for values, HMAC-SHA256 for lookups; keys derived from configured secrets.
+
+    Ciphertext layout: ``b"\\x01" + nonce(12) + ciphertext||tag``; the leading version byte
+    lets a key rotation re-encrypt lazily.
+    """
+
+    VERSION = b"\x01"
+
+    def __init__(self, enc_secret: str, hash_secret: str) -> None:
+        self._aead = AESGCM(_derive(enc_secret, b"eldercare/pii/aes-256-gcm/v1"))
+        self._hash_key = _derive(hash_secret, b"eldercare/pii/lookup-hmac/v1")
+
+    def encrypt(self, value: str, *, context: bytes = b"") -> bytes:
+        nonce = os.urandom(12)
+        return self.VERSION + nonce + self._aead.encrypt(nonce, value.encode(), context)
+
+    def decrypt(self, blob: bytes, *, context: bytes = b"") -> str:
+        if blob[:1] != self.VERSION:
+            raise ValueError("unknown PII ciphertext version")
+        return self._aead.decrypt(blob[1:13], blob[13:], context).decode()
+
+    def lookup_hash(self, value: str) -> bytes:
+        return hmac.new(self._hash_key, value.encode(), hashlib.sha256).digest()
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")

@@ -1,0 +1,293 @@
+"""The request's unit of work: one session, one transaction, committed before the response.
+
+``UnitOfWorkMiddleware`` gives every HTTP request a lazily opened session. Handlers and service
+functions only add and flush; the middleware commits when the response status is < 400 and
+rolls back otherwise — *before* the status line reaches the client, so a 201 always means
+committed. It also caps request bodies and implements ``Idempotency-Key`` for POSTs (see
+``shared.idempotency``) inside that same transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared import idempotency
+from shared.errors import Conflict, Problem, problem_response
+
+log = logging.getLogger(__name__)
+
+
+class UnitOfWork:
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self._sessionmaker = sessionmaker
+        self._session: AsyncSession | None = None
+
+    @property
+    def active(self) -> bool:
+        return self._session is not None
+
+    async def session(self) -> AsyncSession:
+        if self._session is None:
+            self._session = self._sessionmaker()
+            await self._session.begin()
+        return self._session
+
+    async def commit(self) -> None:
+        if self._session is not None:
+            await self._session.commit()
+
+    async def rollback(self) -> None:
+        if self._session is not None:
+            await self._session.rollback()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+async def get_session(request: Request) -> AsyncSession:
+    return await request.scope["state"]["uow"].session()
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+_BODY_METHODS = {"POST", "PUT", "PATCH"}
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class UnitOfWorkMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        service: str,
+        sessionmaker_of: callable,  # () -> async_sessionmaker; resolved per request (lifespan)
+        principal_of: callable,  # (headers) -> str | None: the caller's stable subject
+        max_body_bytes: int,
+    ) -> None:
+        self.app = app
+        self.service = service
+        self.sessionmaker_of = sessionmaker_of
+        self.principal_of = principal_of
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        uow = UnitOfWork(self.sessionmaker_of())
+        scope.setdefault("state", {})["uow"] = uow
+        try:
+            if scope["method"] in _BODY_METHODS:
+                await self._with_body(scope, receive, send, uow)
+            else:
+                await self.app(scope, receive, _committing_send(uow, send))
+        finally:
+            await uow.close()
+
+    async def _with_body(self, scope: Scope, receive: Receive, send: Send, uow: UnitOfWork) -> None:
+        try:
+            body = await _read_body(receive, self.max_body_bytes)
+        except _TooLarge:
+            await _send_problem(
+                send,
+                Problem(
+                    f"request body exceeds {self.max_body_bytes} bytes",
+                    status=413,
+                    slug="payload-too-large",
+                    title="Request body too large",
+                ),
+            )
+            return
+        replay = _replaying_receive(body, receive)
+        key = _header(scope, b"idempotency-key")
+        principal = self.principal_of(scope) if key is not None else None
+        if key is None or principal is None or scope["method"] != "POST":
+            await self.app(scope, replay, _committing_send(uow, send))
+            return
+        if not key or len(key) > idempotency.MAX_KEY_LENGTH or not key.isprintable():
+            await _send_problem(
+                send,
+                Problem(
+                    "Idempotency-Key must be 1-255 printable characters",
+                    errors=[("Idempotency-Key", "invalid")],
+                ),
+            )
+            return
+        fingerprint = hashlib.sha256(
+            scope["method"].encode()
+            + b" "
+            + scope["path"].encode()
+            + b"?"
+            + scope.get("query_string", b"")
+            + b"\n"
+            + body
+        ).digest()
+        session = await uow.session()
+        earlier = await idempotency.claim(
+            session, service=self.service, principal=principal, key=key, fingerprint=fingerprint
+        )
+        if earlier is not None:
+            await uow.rollback()
+            if earlier.fingerprint != fingerprint:
+                await _send_problem(
+                    send,
+                    Problem(
+                        "this Idempotency-Key was used for a different request",
+                        status=422,
+                        slug="idempotency-key-reused",
+                        title="Idempotency key reused",
+                    ),
+                )
+                return
+            headers = [(k.encode(), v.encode()) for k, v in earlier.headers or []]
+            headers.append((b"idempotent-replayed", b"true"))
+            await send(
+                {"type": "http.response.start", "status": earlier.status, "headers": headers}
+            )
+            await send({"type": "http.response.body", "body": earlier.body or b""})
+            return
+        await self.app(scope, replay, _recording_send(uow, send, self.service, principal, key))
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for k, v in scope["headers"]:
+        if k == name:
+            return v.decode("latin-1").strip()
+    return None
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replaying_receive(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+async def _send_problem(send: Send, problem: Problem) -> None:
+    response = problem_response(problem)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": response.status_code,
+            "headers": response.raw_headers,
+        }
+    )
+    await send({"type": "http.response.body", "body": response.body})
+
+
+async def _finish(uow: UnitOfWork, status: int) -> Problem | None:
+    """Commit (status < 400) or roll back; a failed commit becomes the response instead."""
+    if status >= 400:
+        await uow.rollback()
+        return None
+    try:
+        await uow.commit()
+    except IntegrityError:
+        log.info("commit refused by a constraint", exc_info=True)
+        return Conflict("the change conflicts with a concurrent one; retry")
+    except DBAPIError:
+        log.exception("commit failed")
+        return Problem(
+            "the database did not accept the change; retry",
+            status=503,
+            slug="service-unavailable",
+            title="Service unavailable",
+            headers={"Retry-After": "1"},
+        )
+    return None
+
+
+def _committing_send(uow: UnitOfWork, send: Send) -> Send:
+    replaced = False
+
+    async def wrapped(message: Message) -> None:
+        nonlocal replaced
+        if replaced:
+            return
+        if message["type"] == "http.response.start" and uow.active:
+            problem = await _finish(uow, message["status"])
+            if problem is not None:
+                replaced = True
+                await _send_problem(send, problem)
+                return
+        await send(message)
+
+    return wrapped
+
+
+def _recording_send(uow: UnitOfWork, send: Send, service: str, principal: str, key: str) -> Send:
+    """Buffer the response, store it with the key, commit, then send it."""
+    start: Message | None = None
+    chunks: list[bytes] = []
+
+    async def wrapped(message: Message) -> None:
+        nonlocal start
+        if message["type"] == "http.response.start":
+            start = message
+            return
+        if message["type"] != "http.response.body" or start is None:
+            await send(message)
+            return
+        chunks.append(message.get("body", b""))
+        if message.get("more_body", False):
+            return
+        body = b"".join(chunks)
+        status = start["status"]
+        if status < 400:
+            headers = [
+                [k.decode("latin-1"), v.decode("latin-1")]
+                for k, v in start.get("headers", [])
+                if k.lower() in {b"content-type", b"location"}
+            ]
+            session = await uow.session()
+            await idempotency.store(
+                session,
+                service=service,
+                principal=principal,
+                key=key,
+                status=status,
+                headers=headers,
+                body=body,
+            )
+        problem = await _finish(uow, status)
+        if problem is not None:
+            await _send_problem(send, problem)
+            return
+        await send(start)
+        await send({"type": "http.response.body", "body": body})
+
+    return wrapped
