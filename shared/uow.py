@@ -139,8 +139,12 @@ class UnitOfWorkMiddleware:
             session, service=self.service, principal=principal, key=key, fingerprint=fingerprint
         )
         if earlier is not None:
+            # Read everything before the rollback expires the loaded record.
+            same, status = earlier.fingerprint == fingerprint, earlier.status
+            headers = [(k.encode(), v.encode()) for k, v in earlier.headers or []]
+            body = earlier.body or b""
             await uow.rollback()
-            if earlier.fingerprint != fingerprint:
+            if not same:
                 await _send_problem(
                     send,
                     Problem(
@@ -151,12 +155,9 @@ class UnitOfWorkMiddleware:
                     ),
                 )
                 return
-            headers = [(k.encode(), v.encode()) for k, v in earlier.headers or []]
             headers.append((b"idempotent-replayed", b"true"))
-            await send(
-                {"type": "http.response.start", "status": earlier.status, "headers": headers}
-            )
-            await send({"type": "http.response.body", "body": earlier.body or b""})
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
             return
         await self.app(scope, replay, _recording_send(uow, send, self.service, principal, key))
 
