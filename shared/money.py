@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from typing import Annotated
 
 from pydantic import Field, StrictInt
@@ -22,7 +22,8 @@ def yuan_to_fen(amount: str | int | Decimal) -> int:
         raise ValueError(f"not an amount: {amount!r}") from exc
     if not value.is_finite():
         raise ValueError(f"not an amount: {amount!r}")
-    fen = value * 100
+    # Enough precision for every digit: the default 28 would round huge amounts silently.
+    fen = value.scaleb(2, context=Context(prec=len(value.as_tuple().digits) + 2))
     if fen != fen.to_integral_value():
         raise ValueError(f"{amount!r} has more precision than a fen")
     return int(fen)

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import os
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import date
 
@@ -36,12 +37,17 @@ def id_check_char(first17: str) -> str:
     return _CHECK[total % 11]
 
 
+def _ascii(raw: str) -> str:
+    """Fold full-width forms (what Chinese input methods type: １２３Ｘ) to ASCII."""
+    return unicodedata.normalize("NFKC", raw)
+
+
 def parse_id_number(raw: str, *, today: date | None = None) -> IdCard:
     """Validate an 18-character resident ID number; raise ValueError with the reason."""
-    number = raw.strip().upper()
+    number = _ascii(raw).strip().upper()
     if len(number) != 18:
         raise ValueError("must be 18 characters (GB 11643-1999)")
-    if not number[:17].isdigit() or not (number[17].isdigit() or number[17] == "X"):
+    if not _DIGITS17.fullmatch(number[:17]) or number[17] not in "0123456789X":
         raise ValueError("must be 17 digits followed by a digit or X")
     if number[:2] not in PROVINCES:
         raise ValueError(f"unknown province code {number[:2]}")
@@ -69,12 +75,13 @@ def mask_id_number(number: str) -> str:
     return number[:4] + "*" * (len(number) - 8) + number[-4:]
 
 
-_PHONE = re.compile(r"^(?:\+?86)?(1[3-9]\d{9})$|^(0\d{2,3}-?\d{7,8})$")
+_DIGITS17 = re.compile(r"[0-9]{17}")
+_PHONE = re.compile(r"^(?:\+?86)?(1[3-9][0-9]{9})$|^(0[0-9]{2,3}-?[0-9]{7,8})$")
 
 
 def normalize_phone(raw: str) -> str:
     """Mainland mobile (``13812345678``, ``+86`` allowed) or landline (``0592-1234567``)."""
-    compact = re.sub(r"[\s()]", "", raw)
+    compact = re.sub(r"[\s()]", "", _ascii(raw))
     m = _PHONE.match(compact)
     if not m:
         raise ValueError("must be a mainland mobile (11 digits, 1[3-9]…) or landline number")
@@ -82,11 +89,13 @@ def normalize_phone(raw: str) -> str:
 
 
 def mask_phone(phone: str) -> str:
-    """``13812345678`` → ``138****5678``; landlines keep area code and last 4."""
-    digits = phone
-    if len(digits) <= 7:
-        return "*" * len(digits)
-    return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
+    """``13812345678`` → ``138****5678``; ``0592-1234567`` → ``0592-***4567``."""
+    area, dash, local = phone.rpartition("-")
+    if dash:
+        return f"{area}-" + "*" * max(len(local) - 4, 0) + local[-4:]
+    if len(phone) <= 7:
+        return "*" * len(phone)
+    return phone[:3] + "*" * (len(phone) - 7) + phone[-4:]
 
 
 def _derive(secret: str, purpose: bytes) -> bytes:

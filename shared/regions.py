@@ -19,7 +19,7 @@ def is_known_county(code: str) -> bool:
 
 def validate_region(code: str, *, lengths: tuple[int, ...] = (6,)) -> str:
     """``code`` if it is a known division code of an allowed length; ValueError otherwise."""
-    if not code.isdigit() or len(code) not in lengths:
+    if not (code.isascii() and code.isdigit()) or len(code) not in lengths:
         allowed = "/".join(str(n) for n in lengths)
         raise ValueError(f"must be a {allowed}-digit administrative division code")
     if code[:6] not in DIVISION_DATA:

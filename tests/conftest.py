@@ -66,8 +66,9 @@ class Api:
         return {"Authorization": f"Bearer {self.token(role, **claims)}"}
 
     async def post(self, path: str, json=None, *, role: str = "admin", headers=None, **claims):
-        return await self.client.post(path, json=json,
-                                      headers={**self.auth(role, **claims), **(headers or {})})
+        return await self.client.post(
+            path, json=json, headers={**self.auth(role, **claims), **(headers or {})}
+        )
 
     async def get(self, path: str, *, role: str = "admin", params=None, **claims):
         return await self.client.get(path, params=params, headers=self.auth(role, **claims))

@@ -12,8 +12,12 @@ from shared.pii import id_check_char
 _seq = itertools.count(random.randrange(1, 10**6))
 
 
-def id_number(region: str = "350212", born: date = date(1945, 3, 8),
-              seq: int | None = None, female: bool | None = None) -> str:
+def id_number(
+    region: str = "350212",
+    born: date = date(1945, 3, 8),
+    seq: int | None = None,
+    female: bool | None = None,
+) -> str:
     """A valid 18-character ID number; unique per call unless ``seq`` is given."""
     n = (seq if seq is not None else next(_seq)) % 1000
     if female is not None:

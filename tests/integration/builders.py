@@ -8,38 +8,56 @@ from tests.factories import credit_code, elder_body, id_number
 
 
 async def make_org(api, region: str = "350212") -> dict:
-    r = await api.post("/v1/orgs", {"name": "同安颐养服务中心", "credit_code": credit_code(),
-                                    "region": region, "medical_license": "PDY12345"})
+    r = await api.post(
+        "/v1/orgs",
+        {
+            "name": "同安颐养服务中心",
+            "credit_code": credit_code(),
+            "region": region,
+            "medical_license": "PDY12345",
+        },
+    )
     assert r.status_code == 201, r.text
     org = r.json()
-    r = await api.post(f"/v1/orgs/{org['id']}/stations",
-                       {"name": "大同站", "lat": 24.73, "lon": 118.15, "zone": "urban"})
+    r = await api.post(
+        f"/v1/orgs/{org['id']}/stations",
+        {"name": "大同站", "lat": 24.73, "lon": 118.15, "zone": "urban"},
+    )
     assert r.status_code == 201, r.text
     org["station"] = r.json()
     return org
 
 
-async def make_elder(api, *, region: str = "350212", level: int | None = 2,
-                     caregiver: bool = True, **overrides) -> dict:
+async def make_elder(
+    api, *, region: str = "350212", level: int | None = 2, caregiver: bool = True, **overrides
+) -> dict:
     body = elder_body(hukou_region=region, id_number=id_number(region=region), **overrides)
     r = await api.post("/v1/elders", body)
     assert r.status_code == 201, r.text
     elder = r.json()
     if level is not None:
-        r = await api.post(f"/v1/elders/{elder['id']}/assessments",
-                           {"level": level, "assessed_on": str(date.today() - timedelta(days=3)),
-                            "assessor": "第三方评估机构"})
+        r = await api.post(
+            f"/v1/elders/{elder['id']}/assessments",
+            {
+                "level": level,
+                "assessed_on": str(date.today() - timedelta(days=3)),
+                "assessor": "第三方评估机构",
+            },
+        )
         assert r.status_code == 201, r.text
     if caregiver:
-        r = await api.post(f"/v1/elders/{elder['id']}/family-caregivers",
-                           {"name": "陈女儿", "relation": "child", "phone": "13900000000",
-                            "lives_with": True})
+        r = await api.post(
+            f"/v1/elders/{elder['id']}/family-caregivers",
+            {"name": "陈女儿", "relation": "child", "phone": "13900000000", "lives_with": True},
+        )
         assert r.status_code == 201, r.text
     return elder
 
 
 async def make_bed(api, elder: dict, org: dict) -> dict:
-    r = await api.post("/v1/beds", {"elder_id": elder["id"], "org_id": org["id"],
-                                    "station_id": org["station"]["id"]})
+    r = await api.post(
+        "/v1/beds",
+        {"elder_id": elder["id"], "org_id": org["id"], "station_id": org["station"]["id"]},
+    )
     assert r.status_code == 201, r.text
     return r.json()

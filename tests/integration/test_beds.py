@@ -26,23 +26,32 @@ async def test_eligible_elder_gets_an_active_bed(registry):
 
 async def test_every_failed_condition_is_listed(registry):
     org = await make_org(registry)
-    elder = await make_elder(registry, level=None, caregiver=False, living_arrangement="alone",
-                             lives_at_home=False)
-    r = await registry.post("/v1/beds", {"elder_id": elder["id"], "org_id": org["id"],
-                                         "station_id": org["station"]["id"]})
+    elder = await make_elder(
+        registry, level=None, caregiver=False, living_arrangement="alone", lives_at_home=False
+    )
+    r = await registry.post(
+        "/v1/beds",
+        {"elder_id": elder["id"], "org_id": org["id"], "station_id": org["station"]["id"]},
+    )
     assert r.status_code == 422
     assert r.headers["content-type"].startswith("application/problem+json")
     assert r.json()["type"].endswith("/bed-ineligible")
-    assert reason_codes(r) == {"no_assessment", "no_coresident_caregiver", "lives_alone",
-                               "not_living_at_home"}
+    assert reason_codes(r) == {
+        "no_assessment",
+        "no_coresident_caregiver",
+        "lives_alone",
+        "not_living_at_home",
+    }
     assert all(reason["message"] for reason in r.json()["reasons"])
 
 
 async def test_intact_elder_is_refused_and_mild_is_enough(registry):
     org = await make_org(registry)
     intact = await make_elder(registry, level=0)
-    r = await registry.post("/v1/beds", {"elder_id": intact["id"], "org_id": org["id"],
-                                         "station_id": org["station"]["id"]})
+    r = await registry.post(
+        "/v1/beds",
+        {"elder_id": intact["id"], "org_id": org["id"], "station_id": org["station"]["id"]},
+    )
     assert r.status_code == 422
     assert reason_codes(r) == {"level_below_minimum"}
     mild = await make_elder(registry, level=1)
@@ -52,11 +61,15 @@ async def test_intact_elder_is_refused_and_mild_is_enough(registry):
 async def test_expired_assessment_is_refused(registry):
     org = await make_org(registry)
     elder = await make_elder(registry, level=None)
-    r = await registry.post(f"/v1/elders/{elder['id']}/assessments",
-                            {"level": 3, "assessed_on": "2020-01-01", "assessor": "x"})
+    r = await registry.post(
+        f"/v1/elders/{elder['id']}/assessments",
+        {"level": 3, "assessed_on": "2020-01-01", "assessor": "x"},
+    )
     assert r.status_code == 201
-    r = await registry.post("/v1/beds", {"elder_id": elder["id"], "org_id": org["id"],
-                                         "station_id": org["station"]["id"]})
+    r = await registry.post(
+        "/v1/beds",
+        {"elder_id": elder["id"], "org_id": org["id"], "station_id": org["station"]["id"]},
+    )
     assert reason_codes(r) == {"assessment_expired"}
 
 
@@ -71,8 +84,10 @@ async def test_one_open_bed_per_elder_even_under_concurrency(registry):
 async def test_station_must_belong_to_org(registry):
     org, other = await make_org(registry), await make_org(registry)
     elder = await make_elder(registry)
-    r = await registry.post("/v1/beds", {"elder_id": elder["id"], "org_id": org["id"],
-                                         "station_id": other["station"]["id"]})
+    r = await registry.post(
+        "/v1/beds",
+        {"elder_id": elder["id"], "org_id": org["id"], "station_id": other["station"]["id"]},
+    )
     assert r.status_code == 422
     assert {e["field"] for e in r.json()["errors"]} == {"station_id"}
 
@@ -102,9 +117,15 @@ async def test_lifecycle(registry):
 async def test_applied_bed_is_activated_later(registry):
     org = await make_org(registry)
     elder = await make_elder(registry)
-    r = await registry.post("/v1/beds", {"elder_id": elder["id"], "org_id": org["id"],
-                                         "station_id": org["station"]["id"],
-                                         "status": "applied"})
+    r = await registry.post(
+        "/v1/beds",
+        {
+            "elder_id": elder["id"],
+            "org_id": org["id"],
+            "station_id": org["station"]["id"],
+            "status": "applied",
+        },
+    )
     assert r.status_code == 201 and r.json()["status"] == "applied"
     assert r.json()["started_on"] is None
     r = await registry.post(f"/v1/beds/{r.json()['id']}/activate")
@@ -117,8 +138,15 @@ async def test_modifications(registry):
     bed = await make_bed(registry, await make_elder(registry), org)
     path = f"/v1/beds/{bed['id']}/modifications"
     done = date.today() - timedelta(days=10)
-    r = await registry.post(path, {"kind": "aging_adaptation", "item": "卫生间扶手",
-                                   "cost_fen": 120_000, "done_on": str(done)})
+    r = await registry.post(
+        path,
+        {
+            "kind": "aging_adaptation",
+            "item": "卫生间扶手",
+            "cost_fen": 120_000,
+            "done_on": str(done),
+        },
+    )
     assert r.status_code == 201, r.text
     assert r.json()["warranty_until"] == str(done + timedelta(days=365))
     assert r.json()["under_warranty"] is True
@@ -131,8 +159,13 @@ async def test_modifications(registry):
         ({"done_on": str(date.today() + timedelta(days=5))}, "done_on"),
     ]
     for override, field in bad:
-        body = {"kind": "smart", "item": "紧急呼叫按钮", "cost_fen": 30_000,
-                "done_on": str(done), **override}
+        body = {
+            "kind": "smart",
+            "item": "紧急呼叫按钮",
+            "cost_fen": 30_000,
+            "done_on": str(done),
+            **override,
+        }
         r = await registry.post(path, body)
         assert r.status_code == 422, (override, r.text)
         assert field in {e["field"] for e in r.json()["errors"]}, (override, r.text)

@@ -10,10 +10,14 @@ from starlette.testclient import TestClient
 from tests.factories import credit_code, elder_body
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
-    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=40),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=40),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
     max_leaves=12,
 )
 
@@ -30,34 +34,49 @@ def client(settings):
 
 @pytest.fixture(scope="module")
 def paths(client):
-    org = client.post("/v1/orgs", json={"name": "F", "credit_code": credit_code(),
-                                        "region": "350212"}).json()
-    station = client.post(f"/v1/orgs/{org['id']}/stations",
-                          json={"name": "s", "lat": 24.7, "lon": 118.1, "zone": "urban"}).json()
+    org = client.post(
+        "/v1/orgs", json={"name": "F", "credit_code": credit_code(), "region": "350212"}
+    ).json()
+    station = client.post(
+        f"/v1/orgs/{org['id']}/stations",
+        json={"name": "s", "lat": 24.7, "lon": 118.1, "zone": "urban"},
+    ).json()
     elder = client.post("/v1/elders", json=elder_body()).json()
-    client.post(f"/v1/elders/{elder['id']}/assessments",
-                json={"level": 2, "assessed_on": "2026-11-01", "assessor": "x"})
-    client.post(f"/v1/elders/{elder['id']}/family-caregivers",
-                json={"name": "x", "relation": "child", "phone": "13900000000",
-                      "lives_with": True})
-    bed = client.post("/v1/beds", json={"elder_id": elder["id"], "org_id": org["id"],
-                                        "station_id": station["id"]}).json()
+    client.post(
+        f"/v1/elders/{elder['id']}/assessments",
+        json={"level": 2, "assessed_on": "2026-11-01", "assessor": "x"},
+    )
+    client.post(
+        f"/v1/elders/{elder['id']}/family-caregivers",
+        json={"name": "x", "relation": "child", "phone": "13900000000", "lives_with": True},
+    )
+    bed = client.post(
+        "/v1/beds", json={"elder_id": elder["id"], "org_id": org["id"], "station_id": station["id"]}
+    ).json()
     valid = {
         "/v1/elders": elder_body(),
-        f"/v1/elders/{elder['id']}/assessments": {"level": 1, "assessed_on": "2026-01-01",
-                                                  "assessor": "x"},
-        f"/v1/elders/{elder['id']}/categories": {"code": "low_income",
-                                                 "valid_from": "2026-01-01"},
-        f"/v1/elders/{elder['id']}/family-caregivers": {"name": "y", "relation": "spouse",
-                                                        "phone": "13800000000",
-                                                        "lives_with": True},
+        f"/v1/elders/{elder['id']}/assessments": {
+            "level": 1,
+            "assessed_on": "2026-01-01",
+            "assessor": "x",
+        },
+        f"/v1/elders/{elder['id']}/categories": {"code": "low_income", "valid_from": "2026-01-01"},
+        f"/v1/elders/{elder['id']}/family-caregivers": {
+            "name": "y",
+            "relation": "spouse",
+            "phone": "13800000000",
+            "lives_with": True,
+        },
         "/v1/orgs": {"name": "G", "credit_code": credit_code(), "region": "350212"},
         f"/v1/orgs/{org['id']}/stations": {"name": "t", "lat": 1, "lon": 2, "zone": "rural"},
         f"/v1/orgs/{org['id']}/staff": {"name": "z", "role": "nurse", "phone": "13700000000"},
-        "/v1/beds": {"elder_id": elder["id"], "org_id": org["id"],
-                     "station_id": station["id"]},
-        f"/v1/beds/{bed['id']}/modifications": {"kind": "smart", "item": "i", "cost_fen": 1,
-                                                "done_on": "2026-01-01"},
+        "/v1/beds": {"elder_id": elder["id"], "org_id": org["id"], "station_id": station["id"]},
+        f"/v1/beds/{bed['id']}/modifications": {
+            "kind": "smart",
+            "item": "i",
+            "cost_fen": 1,
+            "done_on": "2026-01-01",
+        },
         f"/v1/beds/{bed['id']}/suspend": {"reason": "r"},
         "/v1/devices": {"device_id": "gw-fuzz-1", "kind": "gateway", "elder_id": elder["id"]},
     }
@@ -71,8 +90,9 @@ def check(response) -> None:
         assert response.json()["status"] == response.status_code
 
 
-@settings(max_examples=150, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=st.data())
 def test_random_bodies(client, paths, data):
     path = data.draw(st.sampled_from(sorted(paths)))
@@ -80,8 +100,9 @@ def test_random_bodies(client, paths, data):
     check(client.post(path, json=body))
 
 
-@settings(max_examples=250, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=st.data())
 def test_one_field_mutated(client, paths, data):
     path = data.draw(st.sampled_from(sorted(paths)))
@@ -91,8 +112,9 @@ def test_one_field_mutated(client, paths, data):
     check(client.post(path, json=body))
 
 
-@settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(raw=st.binary(max_size=200))
 def test_raw_bytes(client, paths, raw):
     check(client.post("/v1/elders", content=raw, headers={"content-type": "application/json"}))

@@ -16,29 +16,50 @@ async def test_org_validation_and_duplicates(registry):
     bad = code[:-1] + ("0" if code[-1] != "0" else "1")
     r = await registry.post("/v1/orgs", {"name": "C", "credit_code": bad, "region": "350212"})
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "credit_code"
-    r = await registry.post("/v1/orgs", {"name": "D", "credit_code": credit_code(),
-                                         "region": "350212", "licences": "none"})
+    r = await registry.post(
+        "/v1/orgs",
+        {"name": "D", "credit_code": credit_code(), "region": "350212", "licences": "none"},
+    )
     assert r.status_code == 422
 
 
 async def test_staff(registry):
     org = await make_org(registry)
-    r = await registry.post(f"/v1/orgs/{org['id']}/staff", {
-        "name": "王护理", "role": "caregiver", "phone": "13700000000",
-        "station_id": org["station"]["id"], "insured_until": "2099-12-31",
-        "certificates": [{"kind": "养老护理员职业技能等级证书", "number": "NO-1"}]})
+    r = await registry.post(
+        f"/v1/orgs/{org['id']}/staff",
+        {
+            "name": "王护理",
+            "role": "caregiver",
+            "phone": "13700000000",
+            "station_id": org["station"]["id"],
+            "insured_until": "2099-12-31",
+            "certificates": [{"kind": "养老护理员职业技能等级证书", "number": "NO-1"}],
+        },
+    )
     assert r.status_code == 201, r.text
     staff = r.json()
     assert staff["insured"] is True and staff["on_duty"] is False
     assert staff["phone_masked"] == "137****0000"
     other = await make_org(registry)
-    r = await registry.post(f"/v1/orgs/{org['id']}/staff", {
-        "name": "x", "role": "pilot", "phone": "13700000000",
-        "station_id": other["station"]["id"]})
+    r = await registry.post(
+        f"/v1/orgs/{org['id']}/staff",
+        {
+            "name": "x",
+            "role": "pilot",
+            "phone": "13700000000",
+            "station_id": other["station"]["id"],
+        },
+    )
     assert r.status_code == 422
-    r = await registry.post(f"/v1/orgs/{org['id']}/staff", {
-        "name": "x", "role": "nurse", "phone": "13700000000",
-        "station_id": other["station"]["id"]})
+    r = await registry.post(
+        f"/v1/orgs/{org['id']}/staff",
+        {
+            "name": "x",
+            "role": "nurse",
+            "phone": "13700000000",
+            "station_id": other["station"]["id"],
+        },
+    )
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "station_id"
     # the caregiver switches their own duty status, and nothing else
     me = {"role": "caregiver", "org": org["id"], "staff": staff["id"]}
@@ -46,8 +67,7 @@ async def test_staff(registry):
     assert r.status_code == 200 and r.json()["on_duty"] is True
     r = await registry.patch(f"/v1/staff/{staff['id']}", {"insured_until": "2100-01-01"}, **me)
     assert r.status_code == 403
-    on_duty = (await registry.get(f"/v1/orgs/{org['id']}/staff",
-                                  params={"on_duty": "true"})).json()
+    on_duty = (await registry.get(f"/v1/orgs/{org['id']}/staff", params={"on_duty": "true"})).json()
     assert [s["id"] for s in on_duty] == [staff["id"]]
 
 
@@ -56,8 +76,10 @@ async def test_gateway_credentials_are_shown_once(registry):
     elder = await make_elder(registry)
     bed = await make_bed(registry, elder, org)
     gw = f"gw-{uuid.uuid4().hex[:8]}"
-    r = await registry.post("/v1/devices", {"device_id": gw, "kind": "gateway",
-                                            "elder_id": elder["id"], "bed_id": bed["id"]})
+    r = await registry.post(
+        "/v1/devices",
+        {"device_id": gw, "kind": "gateway", "elder_id": elder["id"], "bed_id": bed["id"]},
+    )
     assert r.status_code == 201, r.text
     creds = r.json()["mqtt"]
     assert creds["username"] == gw and creds["topic_prefix"] == f"eldercare/v1/{gw}/"
@@ -69,19 +91,25 @@ async def test_gateway_credentials_are_shown_once(registry):
 
         from services.registry.devices.models import Device
 
-        stored = await session.scalar(select(Device.mqtt_password_hash)
-                                      .where(Device.device_id == gw))
+        stored = await session.scalar(
+            select(Device.mqtt_password_hash).where(Device.device_id == gw)
+        )
     assert stored.startswith("$7$") and creds["password"] not in stored
     assert verify(creds["password"], stored)
 
-    button = {"device_id": f"btn-{gw}", "gateway_id": gw, "kind": "emergency_button",
-              "elder_id": elder["id"]}
+    button = {
+        "device_id": f"btn-{gw}",
+        "gateway_id": gw,
+        "kind": "emergency_button",
+        "elder_id": elder["id"],
+    }
     r = await registry.post("/v1/devices", button)
     assert r.status_code == 201 and r.json()["mqtt"] is None
     assert (await registry.post("/v1/devices", button)).status_code == 409
     stranger = await make_elder(registry)
-    r = await registry.post("/v1/devices", {**button, "device_id": "btn-x-1",
-                                            "elder_id": stranger["id"]})
+    r = await registry.post(
+        "/v1/devices", {**button, "device_id": "btn-x-1", "elder_id": stranger["id"]}
+    )
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "gateway_id"
     for bad_id in ("a/b", "has#hash", "plus+", "x", ""):
         r = await registry.post("/v1/devices", {**button, "device_id": bad_id})

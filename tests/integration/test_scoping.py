@@ -17,8 +17,14 @@ async def world(registry):
     elder_b = await make_elder(registry, region=B)
     bed_a = await make_bed(registry, elder_a, org_x)
     bed_b = await make_bed(registry, elder_b, org_y)
-    return {"org_x": org_x, "org_y": org_y, "elder_a": elder_a, "elder_b": elder_b,
-            "bed_a": bed_a, "bed_b": bed_b}
+    return {
+        "org_x": org_x,
+        "org_y": org_y,
+        "elder_a": elder_a,
+        "elder_b": elder_b,
+        "bed_a": bed_a,
+        "bed_b": bed_b,
+    }
 
 
 def principals(w) -> dict[str, dict]:
@@ -37,24 +43,29 @@ def principals(w) -> dict[str, dict]:
 
 # principal → (GET elder A, GET elder B, GET bed A, GET bed B, GET org Y, LIST elders)
 MATRIX = {
-    "admin":            (200, 200, 200, 200, 200, 200),
+    "admin": (200, 200, 200, 200, 200, 200),
     "district_admin_A": (200, 404, 200, 404, 404, 200),
-    "community_A":      (200, 404, 200, 404, 404, 200),
-    "street_B":         (404, 200, 404, 200, 200, 200),
-    "org_admin_X":      (200, 404, 200, 404, 404, 200),
-    "caregiver_X":      (200, 404, 200, 404, 404, 200),
-    "family_A":         (200, 404, 200, 404, 403, 403),
-    "service":          (200, 200, 200, 200, 200, 200),
-    "gateway":          (403, 403, 403, 403, 403, 403),
+    "community_A": (200, 404, 200, 404, 404, 200),
+    "street_B": (404, 200, 404, 200, 200, 200),
+    "org_admin_X": (200, 404, 200, 404, 404, 200),
+    "caregiver_X": (200, 404, 200, 404, 404, 200),
+    "family_A": (200, 404, 200, 404, 403, 403),
+    "service": (200, 200, 200, 200, 200, 200),
+    "gateway": (403, 403, 403, 403, 403, 403),
 }
 
 
 @pytest.mark.parametrize("who", sorted(MATRIX))
 async def test_read_matrix(registry, world, who):
     claims = principals(world)[who]
-    paths = [f"/v1/elders/{world['elder_a']['id']}", f"/v1/elders/{world['elder_b']['id']}",
-             f"/v1/beds/{world['bed_a']['id']}", f"/v1/beds/{world['bed_b']['id']}",
-             f"/v1/orgs/{world['org_y']['id']}", "/v1/elders"]
+    paths = [
+        f"/v1/elders/{world['elder_a']['id']}",
+        f"/v1/elders/{world['elder_b']['id']}",
+        f"/v1/beds/{world['bed_a']['id']}",
+        f"/v1/beds/{world['bed_b']['id']}",
+        f"/v1/orgs/{world['org_y']['id']}",
+        "/v1/elders",
+    ]
     got = []
     for path in paths:
         r = await registry.client.get(path, headers=registry.auth(**claims))
@@ -65,8 +76,9 @@ async def test_read_matrix(registry, world, who):
 @pytest.mark.parametrize("who", sorted(MATRIX))
 async def test_lists_never_leak(registry, world, who):
     claims = principals(world)[who]
-    r = await registry.client.get("/v1/elders", params={"limit": 200},
-                                  headers=registry.auth(**claims))
+    r = await registry.client.get(
+        "/v1/elders", params={"limit": 200}, headers=registry.auth(**claims)
+    )
     if r.status_code != 200:
         return
     ids = set()
@@ -75,9 +87,11 @@ async def test_lists_never_leak(registry, world, who):
         ids |= {e["id"] for e in page["items"]}
         if not page["next_cursor"]:
             break
-        r = await registry.client.get("/v1/elders", params={"limit": 200,
-                                                            "cursor": page["next_cursor"]},
-                                      headers=registry.auth(**claims))
+        r = await registry.client.get(
+            "/v1/elders",
+            params={"limit": 200, "cursor": page["next_cursor"]},
+            headers=registry.auth(**claims),
+        )
     sees_a, sees_b = MATRIX[who][0] == 200, MATRIX[who][1] == 200
     assert (world["elder_a"]["id"] in ids) == sees_a
     assert (world["elder_b"]["id"] in ids) == sees_b
@@ -85,14 +99,14 @@ async def test_lists_never_leak(registry, world, who):
 
 # principal → (POST elder in A, POST elder in B, POST org, POST bed for elder A at org X)
 WRITES = {
-    "admin":            (201, 201, 201, 422),
-    "community_A":      (201, 403, 403, 422),
-    "street_B":         (403, 201, 403, 422),
-    "org_admin_X":      (201, 201, 403, 422),
-    "caregiver_X":      (403, 403, 403, 403),
-    "family_A":         (403, 403, 403, 403),
-    "service":          (403, 403, 403, 403),
-    "gateway":          (403, 403, 403, 403),
+    "admin": (201, 201, 201, 422),
+    "community_A": (201, 403, 403, 422),
+    "street_B": (403, 201, 403, 422),
+    "org_admin_X": (201, 201, 403, 422),
+    "caregiver_X": (403, 403, 403, 403),
+    "family_A": (403, 403, 403, 403),
+    "service": (403, 403, 403, 403),
+    "gateway": (403, 403, 403, 403),
 }
 
 
@@ -105,22 +119,47 @@ async def test_write_matrix(registry, world, who):
     got = []
     for region in (A, B):
         body = elder_body(hukou_region=region, id_number=id_number(region=region))
-        got.append((await registry.client.post("/v1/elders", json=body, headers=headers))
-                   .status_code)
-    got.append((await registry.client.post("/v1/orgs", headers=headers, json={
-        "name": "N", "credit_code": credit_code(), "region": A})).status_code)
+        got.append(
+            (await registry.client.post("/v1/elders", json=body, headers=headers)).status_code
+        )
+    got.append(
+        (
+            await registry.client.post(
+                "/v1/orgs",
+                headers=headers,
+                json={"name": "N", "credit_code": credit_code(), "region": A},
+            )
+        ).status_code
+    )
     # elder A already holds a bed: allowed writers get the 422 refusal, others 403
-    got.append((await registry.client.post("/v1/beds", headers=headers, json={
-        "elder_id": world["elder_a"]["id"], "org_id": world["org_x"]["id"],
-        "station_id": world["org_x"]["station"]["id"]})).status_code)
+    got.append(
+        (
+            await registry.client.post(
+                "/v1/beds",
+                headers=headers,
+                json={
+                    "elder_id": world["elder_a"]["id"],
+                    "org_id": world["org_x"]["id"],
+                    "station_id": world["org_x"]["station"]["id"],
+                },
+            )
+        ).status_code
+    )
     assert tuple(got) == WRITES[who]
 
 
 async def test_org_cannot_open_beds_for_another_org(registry, world):
     elder = await make_elder(registry, region=A)
-    r = await registry.post("/v1/beds", {"elder_id": elder["id"], "org_id": world["org_y"]["id"],
-                                         "station_id": world["org_y"]["station"]["id"]},
-                            role="org_admin", org=world["org_x"]["id"])
+    r = await registry.post(
+        "/v1/beds",
+        {
+            "elder_id": elder["id"],
+            "org_id": world["org_y"]["id"],
+            "station_id": world["org_y"]["station"]["id"],
+        },
+        role="org_admin",
+        org=world["org_x"]["id"],
+    )
     assert r.status_code == 403
 
 
@@ -130,11 +169,17 @@ async def test_tokens_missing_their_scope_are_refused(registry):
             registry.token(**claims)
     import jwt
 
-    forged = jwt.encode({"role": "community", "exp": 9999999999, "iss": "eldercare",
-                         "aud": "eldercare"}, "test-secret-" + "x" * 32, algorithm="HS256")
+    forged = jwt.encode(
+        {"role": "community", "exp": 9999999999, "iss": "eldercare", "aud": "eldercare"},
+        "test-secret-" + "x" * 32,
+        algorithm="HS256",
+    )
     r = await registry.client.get("/v1/elders", headers={"Authorization": f"Bearer {forged}"})
     assert r.status_code == 401
-    wrong_key = jwt.encode({"role": "admin", "exp": 9999999999, "iss": "eldercare",
-                            "aud": "eldercare"}, "another-secret-" + "y" * 32, algorithm="HS256")
+    wrong_key = jwt.encode(
+        {"role": "admin", "exp": 9999999999, "iss": "eldercare", "aud": "eldercare"},
+        "another-secret-" + "y" * 32,
+        algorithm="HS256",
+    )
     r = await registry.client.get("/v1/elders", headers={"Authorization": f"Bearer {wrong_key}"})
     assert r.status_code == 401

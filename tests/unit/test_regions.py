@@ -63,11 +63,6 @@ def test_nine_digits_only_when_allowed():
     assert validate_region("350212001", lengths=(9,)) == "350212001"
 
 
-@pytest.mark.xfail(
-    reason="BUG: validate_region uses str.isdigit(), so non-ASCII digits after a known "
-    "6-digit prefix (e.g. fullwidth '350212００１') are accepted",
-    strict=True,
-)
 def test_non_ascii_digits_rejected():
     with pytest.raises(ValueError):
         validate_region("350212００１", lengths=(6, 9))

@@ -7,6 +7,7 @@ broker's password file can be generated from the registry without ever storing a
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import secrets
@@ -28,13 +29,15 @@ def mosquitto_hash(
 
 
 def verify(password: str, stored: str) -> bool:
+    """True when ``password`` matches a ``$7$`` hash; any malformed hash is simply False."""
     try:
         _, scheme, iterations, salt_b64, digest_b64 = stored.split("$")
-    except ValueError:
+        if scheme != "7":
+            return False
+        salt = base64.b64decode(salt_b64, validate=True)
+        expected = mosquitto_hash(password, salt=salt, iterations=int(iterations))
+    except (ValueError, binascii.Error):
         return False
-    if scheme != "7":
-        return False
-    expected = mosquitto_hash(password, salt=base64.b64decode(salt_b64), iterations=int(iterations))
     return hmac.compare_digest(expected.split("$")[-1], digest_b64)
 
 

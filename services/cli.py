@@ -1,0 +1,106 @@
+"""The `eldercare` command: up, migrate, token."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from shared.config import Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = Settings()
+    if getattr(args, "data_dir", None):
+        settings.data_dir = Path(args.data_dir)
+    return settings
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from services.launcher import StartupError, pg_port_from_env, up
+
+    try:
+        return up(_settings(args), pg_port=pg_port_from_env())
+    except StartupError as exc:
+        print(f"eldercare up: {exc}", file=sys.stderr)
+        return 2
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from shared.migrate import upgrade
+
+    settings = _settings(args)
+    if not settings.database_url:
+        print("eldercare migrate: set ELDERCARE_DATABASE_URL", file=sys.stderr)
+        return 2
+    upgrade(settings.database_url, args.revision)
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from shared.auth import TokenCodec
+    from shared.errors import Unauthorized
+
+    try:
+        token = TokenCodec(_settings(args)).issue(
+            role=args.role,
+            sub=args.sub,
+            region=args.region,
+            org=args.org,
+            staff=args.staff,
+            elder=args.elder,
+            ttl=args.ttl,
+        )
+    except (ValueError, Unauthorized) as exc:
+        print(f"eldercare token: {exc}", file=sys.stderr)
+        return 2
+    print(token)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="eldercare", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("up", help="run the whole platform locally (no Docker, no root)")
+    p.add_argument("--data-dir", help="where the embedded database and secrets live (.data)")
+    p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser("migrate", help="apply database migrations (ELDERCARE_DATABASE_URL)")
+    p.add_argument("--revision", default="head")
+    p.add_argument("--data-dir")
+    p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("token", help="mint a JWT signed with this installation's secret")
+    p.add_argument(
+        "--role",
+        required=True,
+        choices=[
+            "admin",
+            "street",
+            "community",
+            "org_admin",
+            "caregiver",
+            "family",
+            "service",
+            "gateway",
+        ],
+    )
+    p.add_argument("--sub")
+    p.add_argument("--region", help="division-code prefix (admin/street/community)")
+    p.add_argument("--org", help="org id (org_admin/caregiver)")
+    p.add_argument("--staff", help="staff id (caregiver)")
+    p.add_argument("--elder", help="elder id (family)")
+    p.add_argument("--ttl", type=int, default=3600, help="seconds")
+    p.add_argument("--data-dir")
+    p.set_defaults(func=cmd_token)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,186 @@
+"""`eldercare up`: embedded PostgreSQL and broker (unless configured), migrations, demo seed,
+one uvicorn process per service; Ctrl-C stops everything, the database included."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+from shared.config import Settings
+from shared.embedded import EmbeddedBroker, EmbeddedPostgres, port_is_open, wait_for_port
+
+# Services that exist so far; the others join this table as their issues land.
+SERVICES = {"registry": "services.registry.app:create_app"}
+
+
+class StartupError(RuntimeError):
+    """A one-line, actionable reason `up` cannot start."""
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    pg: EmbeddedPostgres | None = None
+    broker: EmbeddedBroker | None = None
+    processes: dict[str, subprocess.Popen] | None = None
+
+    def stop(self) -> None:
+        for proc in (self.processes or {}).values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in (self.processes or {}).values():
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if self.broker:
+            self.broker.stop()
+        if self.pg:
+            self.pg.stop()
+
+
+def _require_free(port: int, variable: str) -> None:
+    if port_is_open(port):
+        raise StartupError(f"port {port} is already in use; set {variable} to another port")
+
+
+def _database(settings: Settings, stack: Stack, pg_port: int) -> str:
+    if settings.database_url:
+        return settings.database_url
+    _require_free(pg_port, "ELDERCARE_PG_PORT (or ELDERCARE_DATABASE_URL)")
+    stack.pg = EmbeddedPostgres(settings.data_dir / "pg", pg_port)
+    print(f"· starting embedded PostgreSQL on 127.0.0.1:{pg_port} ({settings.data_dir / 'pg'})")
+    return stack.pg.start()
+
+
+def _broker(settings: Settings, stack: Stack) -> str:
+    if settings.mqtt_url:
+        return settings.mqtt_url
+    port = settings.mqtt_port
+    if port_is_open(port):
+        print(f"· using the MQTT broker already answering on 127.0.0.1:{port}")
+        return f"mqtt://127.0.0.1:{port}"
+    stack.broker = EmbeddedBroker(settings.data_dir / "mqtt", port, prefer="amqtt")
+    print(f"· starting embedded MQTT broker (amqtt) on 127.0.0.1:{port}")
+    return stack.broker.start()
+
+
+async def _seed(database_url: str, settings: Settings) -> bool:
+    from services.registry.seed import seed_demo
+    from shared.db import create_engine, create_sessionmaker
+    from shared.pii import PiiCipher
+
+    engine = create_engine(database_url, pool_size=1, max_overflow=0)
+    try:
+        async with create_sessionmaker(engine).begin() as session:
+            cipher = PiiCipher(settings.secret("pii_key"), settings.secret("pii_hash_key"))
+            return await seed_demo(session, cipher)
+    finally:
+        await engine.dispose()
+
+
+def up(settings: Settings, *, pg_port: int) -> int:
+    from shared.auth import TokenCodec
+    from shared.migrate import upgrade
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    stack = Stack(settings, processes={})
+    for name in SERVICES:
+        _require_free(getattr(settings, f"{name}_port"), f"ELDERCARE_{name.upper()}_PORT")
+    try:
+        database_url = _database(settings, stack, pg_port)
+        mqtt_url = _broker(settings, stack)
+        print("· migrating")
+        upgrade(database_url)
+        if asyncio.run(_seed(database_url, settings)):
+            print("· seeded the demo district (同安区, 350212)")
+        env = {
+            **os.environ,
+            "ELDERCARE_DATABASE_URL": database_url,
+            "ELDERCARE_MQTT_URL": mqtt_url,
+            "ELDERCARE_DATA_DIR": str(settings.data_dir.resolve()),
+        }
+        for name, factory in SERVICES.items():
+            port = getattr(settings, f"{name}_port")
+            stack.processes[name] = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "--factory",
+                    factory,
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--no-access-log",
+                    "--log-level",
+                    "warning",
+                ],
+                env=env,
+            )
+        for name, proc in stack.processes.items():
+            wait_for_port(getattr(settings, f"{name}_port"), timeout=60, process=proc)
+        token = TokenCodec(settings).issue(role="admin", sub="admin", ttl=30 * 24 * 3600)
+        print("\neldercare is up")
+        for name in SERVICES:
+            url = settings.service_url(name)
+            print(f"  {name:<10} {url}   docs: {url}/docs")
+        print(f"  database   {_redacted(database_url)}")
+        print(f"  mqtt       {_redacted(mqtt_url)}")
+        print(f"\nadmin token (30 days):\n  {token}\n")
+        print(
+            f'try: curl -H "Authorization: Bearer $TOKEN" {settings.service_url("registry")}'
+            "/v1/elders\nCtrl-C stops everything."
+        )
+        return _supervise(stack)
+    except StartupError:
+        stack.stop()
+        raise
+    except KeyboardInterrupt:
+        print("\nstopping…")
+        stack.stop()
+        return 0
+    except BaseException:
+        stack.stop()
+        raise
+
+
+def _supervise(stack: Stack) -> int:
+    stopping = False
+
+    def _stop(signum, frame) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        while not stopping:
+            for name, proc in (stack.processes or {}).items():
+                if proc.poll() is not None:
+                    print(f"{name} exited with {proc.returncode}; stopping", file=sys.stderr)
+                    stopping = True
+            time.sleep(0.5)
+    finally:
+        print("\nstopping…")
+        stack.stop()
+        print("stopped")
+    return 0
+
+
+def _redacted(url: str) -> str:
+    parsed = urlparse(url)
+    if parsed.password:
+        return url.replace(f":{parsed.password}@", ":***@")
+    return url
+
+
+def pg_port_from_env() -> int:
+    return int(os.environ.get("ELDERCARE_PG_PORT", "55432"))

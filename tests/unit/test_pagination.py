@@ -1,0 +1,60 @@
+"""shared.pagination: opaque cursors."""
+
+from __future__ import annotations
+
+import uuid
+from types import SimpleNamespace
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shared.errors import Unprocessable
+from shared.pagination import decode_cursor, encode_cursor, next_cursor
+
+ID = uuid.UUID("0190a6e2-7c3b-7d4e-8f00-123456789abc")
+
+
+def test_encode_is_unpadded_base64url():
+    cursor = encode_cursor(ID)
+    assert len(cursor) == 22
+    assert "=" not in cursor
+    assert set(cursor) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+    assert decode_cursor(cursor) == ID
+
+
+@given(st.uuids())
+def test_round_trip(value):
+    assert decode_cursor(encode_cursor(value)) == value
+
+
+@pytest.mark.parametrize("cursor", [None, ""])
+def test_empty_cursor_is_first_page(cursor):
+    assert decode_cursor(cursor) is None
+
+
+@pytest.mark.parametrize("cursor", ["abc", "!!!!", "é", "AAAA", encode_cursor(ID) + "AAAA", "A"])
+def test_garbage_cursor(cursor):
+    with pytest.raises(Unprocessable) as info:
+        decode_cursor(cursor)
+    assert info.value.status == 422
+    assert info.value.errors == [{"field": "cursor", "message": "not a cursor"}]
+
+
+@given(st.text(max_size=40))
+def test_arbitrary_text_is_uuid_or_unprocessable(cursor):
+    try:
+        result = decode_cursor(cursor)
+    except Unprocessable:
+        return
+    assert result is None or isinstance(result, uuid.UUID)
+
+
+def test_next_cursor():
+    rows = [SimpleNamespace(id=uuid.UUID(int=i)) for i in range(4)]
+    assert next_cursor(rows, 3) == encode_cursor(uuid.UUID(int=2))
+    assert next_cursor(rows, 4) is None
+    assert next_cursor(rows[:2], 3) is None
+    assert next_cursor([{"k": 1}, {"k": 2}], 1, id_of=lambda r: uuid.UUID(int=r["k"])) == (
+        encode_cursor(uuid.UUID(int=1))
+    )
