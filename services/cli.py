@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
+from datetime import date
 from pathlib import Path
 
 from shared.config import Settings
@@ -34,7 +36,21 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         print("eldercare migrate: set ELDERCARE_DATABASE_URL", file=sys.stderr)
         return 2
     upgrade(settings.database_url, args.revision)
+    asyncio.run(_seed_calendar(settings.database_url))
     return 0
+
+
+async def _seed_calendar(database_url: str) -> None:
+    from shared.calendar import seed_calendar
+    from shared.db import create_engine, create_sessionmaker
+
+    engine = create_engine(database_url, pool_size=1, max_overflow=0)
+    try:
+        async with create_sessionmaker(engine).begin() as session:
+            year = date.today().year
+            await seed_calendar(session, range(year - 1, year + 2))
+    finally:
+        await engine.dispose()
 
 
 def cmd_token(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from services.registry import __doc__ as DESCRIPTION
 from services.registry.assessments.router import router as assessments
 from services.registry.beds.router import router as beds
+from services.registry.calendar.router import router as calendar
 from services.registry.caregivers.router import router as caregivers
 from services.registry.categories.router import router as categories
 from services.registry.devices.router import router as devices
@@ -23,7 +24,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         service="registry",
         title="Eldercare registry",
         description=DESCRIPTION or "",
-        routers=[elders, assessments, categories, caregivers, orgs, beds, devices],
+        routers=[elders, assessments, categories, caregivers, orgs, beds, devices, calendar],
         settings=settings,
     )
     app.state.cipher = PiiCipher(settings.secret("pii_key"), settings.secret("pii_hash_key"))

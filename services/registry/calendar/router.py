@@ -1,0 +1,73 @@
+"""The working-day calendar (``common.calendar_days``): read by everyone, edited by admins
+for years the ``holidays`` package does not know yet (the State Council publishes each
+year's schedule in November)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+
+from services.registry.calendar.schemas import CalendarDayRead, CalendarDayUpdate, DeadlineRead
+from shared import calendar
+from shared.auth import Principal, Role, require_roles
+from shared.uow import SessionDep
+
+router = APIRouter(prefix="/v1/calendar", tags=["calendar"])
+
+Admin = require_roles(Role.admin)
+Reader = require_roles(
+    Role.admin, Role.street, Role.community, Role.org_admin, Role.caregiver, Role.service
+)
+
+
+@router.get(
+    "",
+    response_model=list[CalendarDayRead],
+    summary="Exceptions to Mon–Fri in a year: holidays and make-up working days",
+)
+async def list_days(
+    session: SessionDep,
+    year: Annotated[int, Query(ge=2000, le=2100)],
+    principal: Principal = Reader,
+) -> list[CalendarDayRead]:
+    rows = await session.scalars(
+        select(calendar.CalendarDay)
+        .where(calendar.CalendarDay.day.between(date(year, 1, 1), date(year, 12, 31)))
+        .order_by(calendar.CalendarDay.day)
+    )
+    return [CalendarDayRead.model_validate(r) for r in rows]
+
+
+@router.put("/{day}", response_model=CalendarDayRead, summary="Set one day (admins)")
+async def set_day(
+    day: date, day_in: CalendarDayUpdate, session: SessionDep, principal: Principal = Admin
+) -> CalendarDayRead:
+    values = {"day": day, "is_working": day_in.is_working, "name": day_in.name, "source": "admin"}
+    stmt = (
+        insert(calendar.CalendarDay)
+        .values(values)
+        .on_conflict_do_update(
+            index_elements=["day"], set_={k: v for k, v in values.items() if k != "day"}
+        )
+    )
+    await session.execute(stmt)
+    return CalendarDayRead(**values)
+
+
+@router.get(
+    "/deadline",
+    response_model=DeadlineRead,
+    summary="The Nth working day after a start date (review deadlines)",
+)
+async def deadline(
+    session: SessionDep,
+    start: date,
+    working_days: Annotated[int, Query(ge=0, le=365)],
+    principal: Principal = Reader,
+) -> DeadlineRead:
+    due = await calendar.deadline(session, start, working_days)
+    return DeadlineRead(start=start, working_days=working_days, deadline=due)
