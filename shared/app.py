@@ -16,8 +16,18 @@ from shared import idempotency
 from shared.auth import TokenCodec
 from shared.config import Settings, get_settings
 from shared.db import create_engine, create_sessionmaker
-from shared.errors import PROBLEM_RESPONSES, Unauthorized, install_error_handlers
-from shared.observability import ObservabilityMiddleware, ReadyCheck, health_router
+from shared.errors import (
+    PROBLEM_RESPONSES,
+    Unauthorized,
+    add_problem_schemas,
+    install_error_handlers,
+)
+from shared.observability import (
+    ObservabilityMiddleware,
+    ReadyCheck,
+    configure_logging,
+    health_router,
+)
 from shared.uow import UnitOfWorkMiddleware
 
 log = logging.getLogger(__name__)
@@ -57,6 +67,8 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.log_json:  # tests keep pytest's own log capture
+            configure_logging(service, level=settings.log_level)
         engine = create_engine(
             settings.database_url,
             pool_size=settings.db_pool_size,
@@ -88,6 +100,13 @@ def create_app(
     app.include_router(health_router({"database": check_database, **(ready_checks or {})}))
     for router in routers:
         app.include_router(router)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = add_problem_schemas(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     def principal_of(scope: Scope) -> str | None:
         for name, value in scope["headers"]:

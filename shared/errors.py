@@ -218,8 +218,25 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
 
+def problem_doc(description: str) -> dict[str, Any]:
+    """An OpenAPI response entry whose body is a problem document."""
+    return {
+        "description": description,
+        "content": {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/ProblemDetail"}}},
+    }
+
+
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: {"model": ProblemDetail, "content": {MEDIA_TYPE: {}}, "description": title}
+    code: problem_doc(title)
     for code, (_, title) in _STATUS_SLUGS.items()
-    if code in {400, 401, 403, 404, 409, 422}
+    if code in {400, 401, 403, 404, 409, 413, 422}
 }
+
+
+def add_problem_schemas(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Register ProblemDetail (and FieldError) in an OpenAPI document's components."""
+    schemas = openapi.setdefault("components", {}).setdefault("schemas", {})
+    detail = ProblemDetail.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(detail.pop("$defs", {}))
+    schemas["ProblemDetail"] = detail
+    return openapi

@@ -17,7 +17,7 @@ from services.registry.beds.schemas import (
     ModificationRead,
 )
 from shared.auth import Principal, Role, require_roles
-from shared.errors import ProblemDetail
+from shared.errors import problem_doc
 from shared.pagination import Cursor, Limit, Page, next_cursor
 from shared.uow import SessionDep
 
@@ -43,7 +43,9 @@ Lister = require_roles(
     status_code=201,
     response_model=BedRead,
     summary="Open a home care bed; 422 with `reasons` listing every failed condition",
-    responses={422: {"model": ProblemDetail, "description": "not eligible (`reasons`) or invalid"}},
+    responses={
+        422: problem_doc("not eligible (`reasons` lists every failed condition) or invalid")
+    },
 )
 async def create_bed(
     bed_in: BedCreate, session: SessionDep, principal: Principal = Writer
