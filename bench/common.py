@@ -123,8 +123,15 @@ def http_request(
     return head + (body or b"")
 
 
-def check(server: Server, method: str, path: str, *, token: str | None = None,
-          body: bytes | None = None, expect: int = 200) -> bytes:
+def check(
+    server: Server,
+    method: str,
+    path: str,
+    *,
+    token: str | None = None,
+    body: bytes | None = None,
+    expect: int = 200,
+) -> bytes:
     """One request with the stdlib client: fail loudly before a phase measures error pages."""
     headers = {"Content-Type": "application/json"} if body is not None else {}
     if token:
@@ -205,7 +212,7 @@ def run_load(name: str, server: Server, spec: Spec, work: Path) -> Phase:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=spec.warmup + spec.duration + spec.grace + 300,
+        timeout=spec.warmup + spec.duration + spec.grace + spec.timeout + 30,
     )
     wall = time.monotonic() - wall0
     cpu = server.cpu_seconds() - cpu0
@@ -214,8 +221,9 @@ def run_load(name: str, server: Server, spec: Spec, work: Path) -> Phase:
     phase = Phase(name, server.name, json.loads(done.stdout), cpu, wall)
     if phase.failures:
         print(
-            f"  ! {name}: {phase.failures} failed requests "
-            f"(statuses {phase.load['statuses']}, errors {phase.load['errors']})",
+            f"  ! {name}: {phase.failures} failed or unanswered requests "
+            f"(statuses {phase.load['statuses']}, errors {phase.load['errors']}, "
+            f"unanswered {phase.load.get('incomplete', 0)})",
             file=sys.stderr,
         )
     return phase

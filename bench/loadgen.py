@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import random
 import re
@@ -30,9 +31,12 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 Mode = Literal["closed", "open", "count"]
+
+# uvloop's loop.time() has millisecond resolution; latencies need better.
+clock = time.perf_counter
 
 _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.IGNORECASE)
 
@@ -47,6 +51,7 @@ class Spec:
     warmup: float = 0.0  # load before the window that is not measured (closed, open)
     rate: float = 0.0  # offered requests/s (open)
     grace: float = 5.0  # how long to wait for in-flight responses after the window (open)
+    timeout: float = 120.0  # give up on a count run after this long
     host: str = "127.0.0.1"
     shuffle: bool = True  # pick requests at random (closed, open); count mode keeps order
     seed: int = 1
@@ -91,8 +96,8 @@ class Connection(asyncio.Protocol):
         self.closing = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's TCPTransport implements, but does not subclass, asyncio.Transport.
+        self.transport = cast(asyncio.Transport, transport)
 
     def send(self, request: bytes) -> None:
         assert self.transport is not None
@@ -164,26 +169,25 @@ class Runner:
         clients = [Client(self, k) for k in range(spec.connections)]
         await asyncio.gather(*(c.connect() for c in clients))
         self.active = len(clients)
-        self.t0 = self.loop.time() + 0.02
+        self.t0 = clock() + 0.02
         self.start = self.t0 + spec.warmup
         self.end = self.start + spec.duration
         cpu0, wall0 = time.process_time(), time.monotonic()
         for c in clients:
             c.begin()
         if spec.mode == "count":
-            await self.done.wait()
+            try:
+                await asyncio.wait_for(self.done.wait(), timeout=spec.timeout)
+            except TimeoutError:
+                self.rec.errors["timed out"] += self.active
             window = self.last_response - self.t0
         elif spec.mode == "closed":
-            await asyncio.sleep(self.end - self.loop.time())
+            await asyncio.sleep(self.end - clock())
             window = spec.duration
         else:
-            try:
-                await asyncio.wait_for(
-                    self.done.wait(), timeout=self.end - self.loop.time() + spec.grace
-                )
-            except TimeoutError:
-                pass
-            cutoff = self.loop.time()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.done.wait(), timeout=self.end - clock() + spec.grace)
+            cutoff = clock()
             for c in clients:
                 c.abandon(cutoff)
             window = spec.duration
@@ -195,7 +199,8 @@ class Runner:
 
     def summary(self, window: float, cpu_share: float) -> dict[str, Any]:
         rec = self.rec
-        n = len(rec.latencies)
+        n = len(rec.latencies)  # open mode: includes requests left unanswered
+        answered = sum(rec.statuses.values())
         ok = sum(v for k, v in rec.statuses.items() if 200 <= k < 300)
         result: dict[str, Any] = {
             "mode": self.spec.mode,
@@ -203,7 +208,7 @@ class Runner:
             "window_s": round(window, 3),
             "requests": n,
             "ok": ok,
-            "rps": n / window if window > 0 else 0.0,
+            "rps": answered / window if window > 0 else 0.0,
             "statuses": {str(k): v for k, v in sorted(rec.statuses.items())},
             "errors": dict(rec.errors),
             "total_responses": rec.total,
@@ -238,7 +243,7 @@ class Client:
         if self.runner.spec.mode == "open":
             self.schedule_next()
         else:
-            self.runner.loop.call_at(self.runner.t0, self.send_next)
+            self.runner.loop.call_later(self.runner.t0 - clock(), self.send_next)
 
     def finish(self) -> None:
         if not self.finished:
@@ -250,7 +255,7 @@ class Client:
         if request is None:
             self.finish()
             return
-        self.sent_at = self.runner.loop.time()
+        self.sent_at = clock()
         self.in_flight = True
         self.conn.send(request)
 
@@ -262,14 +267,15 @@ class Client:
             self.finish()
             return
         self.scheduled = at
-        if at <= r.loop.time():
+        delay = at - clock()
+        if delay <= 0:
             self.send_next()
         else:
-            r.loop.call_at(at, self.send_next)
+            r.loop.call_later(delay, self.send_next)
 
     def on_response(self, status: int) -> None:
         r = self.runner
-        now = r.loop.time()
+        now = clock()
         self.in_flight = False
         r.rec.total += 1
         r.last_response = now
@@ -284,15 +290,28 @@ class Client:
                 self.send_next()
         else:
             if self.scheduled >= r.start:
-                r.rec.record(now - self.scheduled, status, service=now - self.sent_at)
+                # The loop's timers have millisecond resolution and may fire a little early:
+                # latency runs from whichever came first, the schedule or the actual send.
+                began = min(self.scheduled, self.sent_at)
+                r.rec.record(now - began, status, service=now - self.sent_at)
             self.schedule_next()
 
     def abandon(self, cutoff: float) -> None:
-        """Open mode: a request still unanswered at the cutoff counts with its latency so far."""
+        """Open mode: requests scheduled in the window but unanswered at the cutoff — in flight,
+        or never sent because this connection fell behind — count with their latency so far."""
         r = self.runner
-        if self.in_flight and self.scheduled >= r.start:
-            r.incomplete += 1
-            r.rec.latencies.append(cutoff - self.scheduled)
+        if self.finished:
+            return
+        rate, connections = r.spec.rate, r.spec.connections
+        slots = [self.scheduled]
+        seq = self.seq
+        while (at := r.t0 + (self.index + seq * connections) / rate) < r.end:
+            slots.append(at)
+            seq += 1
+        for at in slots:
+            if at >= r.start:
+                r.incomplete += 1
+                r.rec.latencies.append(cutoff - at)
 
     def on_lost(self, reason: str) -> None:
         self.runner.rec.errors[reason] += 1
