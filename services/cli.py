@@ -1,4 +1,4 @@
-"""The `eldercare` command: up, migrate, token."""
+"""The `eldercare` command: up, migrate, token, emulate."""
 
 from __future__ import annotations
 
@@ -110,6 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ttl", type=int, default=3600, help="seconds")
     p.add_argument("--data-dir")
     p.set_defaults(func=cmd_token)
+
+    from services import emulator
+
+    p = sub.add_parser("emulate", help="device emulator: N homes publishing telemetry over MQTT")
+    emulator.add_arguments(p)
+    p.set_defaults(func=emulator.run)
     return parser
 
 

@@ -12,10 +12,10 @@ from fastapi import APIRouter, FastAPI, Request
 from sqlalchemy import text
 from starlette.types import Scope
 
-from shared import idempotency
+from shared import fastread, idempotency
 from shared.auth import TokenCodec
 from shared.config import Settings, get_settings
-from shared.db import create_engine, create_sessionmaker
+from shared.db import create_engine, create_sessionmaker, plain_url
 from shared.errors import (
     PROBLEM_RESPONSES,
     Unauthorized,
@@ -60,7 +60,10 @@ def create_app(
     ready_checks: dict[str, ReadyCheck] | None = None,
     on_startup: Sequence[Hook] = (),
     openapi_tags: list[dict[str, Any]] | None = None,
+    fast_paths: Sequence[type] = (),
 ) -> FastAPI:
+    """``fast_paths``: ASGI middlewares (``cls(app, state=app.state)``) that answer a few hot
+    requests themselves; they sit inside the observability layer, outside the unit of work."""
     settings = settings or get_settings()
     if not settings.database_url:
         raise RuntimeError("ELDERCARE_DATABASE_URL is not set (eldercare up sets it for you)")
@@ -76,6 +79,9 @@ def create_app(
         )
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.read_pool = await fastread.create_pool(
+            plain_url(settings.database_url), size=settings.db_pool_size
+        )
         for hook in on_startup:
             await hook(app)
         purger = asyncio.create_task(_purge_idempotency_keys(app))
@@ -83,6 +89,7 @@ def create_app(
             yield
         finally:
             purger.cancel()
+            await app.state.read_pool.close()
             await engine.dispose()
 
     app = FastAPI(
@@ -125,5 +132,7 @@ def create_app(
         principal_of=principal_of,
         max_body_bytes=settings.max_body_bytes,
     )
+    for fast_path in fast_paths:
+        app.add_middleware(fast_path, state=app.state)
     app.add_middleware(ObservabilityMiddleware, service=service)
     return app

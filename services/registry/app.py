@@ -11,6 +11,7 @@ from services.registry.calendar.router import router as calendar
 from services.registry.caregivers.router import router as caregivers
 from services.registry.categories.router import router as categories
 from services.registry.devices.router import router as devices
+from services.registry.elders.fastpath import ElderReadFastPath
 from services.registry.elders.router import router as elders
 from services.registry.orgs.router import router as orgs
 from shared import app as app_factory
@@ -26,6 +27,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION or "",
         routers=[elders, assessments, categories, caregivers, orgs, beds, devices, calendar],
         settings=settings,
+        fast_paths=[ElderReadFastPath],
     )
     app.state.cipher = PiiCipher(settings.secret("pii_key"), settings.secret("pii_hash_key"))
     return app

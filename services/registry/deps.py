@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from shared.pii import PiiCipher
 
 
-def get_cipher(request: Request) -> PiiCipher:
+async def get_cipher(request: Request) -> PiiCipher:
     return request.app.state.cipher
 
 

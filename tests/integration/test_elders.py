@@ -241,3 +241,28 @@ async def test_health_and_metrics(registry):
     assert "eldercare_http_requests_total" in metrics.text
     r = await registry.client.get("/healthz", headers={"X-Request-ID": "abc123"})
     assert r.headers["x-request-id"] == "abc123"
+
+
+async def test_fast_path_and_fastapi_route_answer_identically(registry):
+    created = (await registry.post("/v1/elders", elder_body())).json()
+    path = f"/v1/elders/{created['id']}"
+    for claims in (
+        {"role": "admin"},
+        {"role": "community", "region": "3502"},
+        {"role": "community", "region": "1101"},
+        {"role": "gateway"},
+        {},
+    ):
+        headers = registry.auth(**claims) if claims else {}
+        fast = await registry.client.get(path, headers=headers)  # no query: the fast path
+        slow = await registry.client.get(path, params={"x": "1"}, headers=headers)  # FastAPI
+        assert fast.status_code == slow.status_code, claims
+        assert fast.json() == slow.json() or fast.status_code != 200, claims
+        if fast.status_code >= 400:
+            assert fast.headers["content-type"] == slow.headers["content-type"]
+            assert fast.json()["type"] == slow.json()["type"]
+    assert fast.status_code == 401
+    r = await registry.client.get(f"/v1/elders/{uuid.uuid4()}", headers=registry.auth())
+    assert r.status_code == 404
+    r = await registry.client.get("/v1/elders/not-a-uuid", headers=registry.auth())
+    assert r.status_code == 422

@@ -3,49 +3,110 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
-from sqlalchemy import ColumnElement, Select, exists, false, or_, select, true
+import asyncpg
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Select,
+    bindparam,
+    exists,
+    false,
+    or_,
+    select,
+    true,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.registry.beds.models import Bed
 from services.registry.categories.models import Category
 from services.registry.elders.models import Elder
 from services.registry.elders.schemas import ElderCreate, ElderRead, ElderUpdate
-from shared import audit
+from shared import audit, fastread
 from shared.auth import Principal, Role
 from shared.errors import Conflict, Forbidden, NotFound, Unprocessable
 from shared.pagination import decode_cursor
 from shared.pii import PiiCipher, age_on, mask_id_number, mask_phone, parse_id_number
 
 
-def _region_clause(prefix: str) -> ColumnElement[bool]:
-    return or_(
-        Elder.hukou_region.startswith(prefix, autoescape=True),
-        Elder.residence_region.startswith(prefix, autoescape=True),
-    )
+def _region_clause(prefix: BindParameter[str]) -> ColumnElement[bool]:
+    # Region codes are digits only (validated in tokens and query params): no LIKE escaping.
+    return or_(Elder.hukou_region.startswith(prefix), Elder.residence_region.startswith(prefix))
+
+
+def scope_shape(principal: Principal) -> tuple[Role, bool]:
+    """Principals with the same shape share one compiled scope clause."""
+    return principal.role, principal.region is not None
+
+
+def scope_params(principal: Principal) -> dict[str, object]:
+    return {
+        "scope_region": principal.region,
+        "scope_org": principal.org,
+        "scope_elder": principal.elder,
+    }
 
 
 def scope_clause(principal: Principal) -> ColumnElement[bool]:
-    """The WHERE clause that limits elders to what ``principal`` may see."""
-    role = principal.role
+    """The WHERE clause that limits elders to what ``principal`` may see.
+
+    Values are named bind parameters so that ``fastread`` can compile it once per shape.
+    """
+    role, has_region = scope_shape(principal)
+    values = scope_params(principal)
     if role in (Role.admin, Role.street, Role.community):
-        return _region_clause(principal.region) if principal.region else true()
+        return (
+            _region_clause(bindparam("scope_region", values["scope_region"]))
+            if has_region
+            else true()
+        )
     if role in (Role.org_admin, Role.caregiver):
+        org = bindparam("scope_org", values["scope_org"])
         return or_(
-            Elder.registered_by_org == principal.org,
-            exists().where(Bed.elder_id == Elder.id, Bed.org_id == principal.org),
+            Elder.registered_by_org == org,
+            exists().where(Bed.elder_id == Elder.id, Bed.org_id == org),
         )
     if role is Role.service:
         return true()
     if role is Role.family:
-        return Elder.id == principal.elder
+        return Elder.id == bindparam("scope_elder", values["scope_elder"])
     return false()
 
 
 def readable_statement(principal: Principal) -> Select[tuple[Elder]]:
     return select(Elder).where(scope_clause(principal))
+
+
+def _by_id_for_shape(shape: tuple[Role, bool]) -> Select:
+    role, has_region = shape
+    example = Principal(
+        sub="-",
+        role=role,
+        region="0" if has_region else None,
+        org=uuid.UUID(int=0),
+        staff=uuid.UUID(int=0),
+        elder=uuid.UUID(int=0),
+    )
+    return select(Elder.__table__).where(scope_clause(example), Elder.id == bindparam("elder_id"))
+
+
+BY_ID = fastread.Query(_by_id_for_shape)
+
+
+async def get_row(
+    *, pool: asyncpg.Pool, principal: Principal, elder_id: uuid.UUID
+) -> asyncpg.Record:
+    """The hot read: one elder by id, scoped, straight on asyncpg (see ``shared.fastread``)."""
+    row = await BY_ID.fetchrow(
+        pool, scope_shape(principal), {**scope_params(principal), "elder_id": elder_id}
+    )
+    if row is None:
+        raise NotFound(f"elder {elder_id} not found")
+    return row
 
 
 async def get(*, session: AsyncSession, principal: Principal, elder_id: uuid.UUID) -> Elder:
@@ -142,7 +203,7 @@ async def list_page(
 ) -> list[Elder]:
     stmt = readable_statement(principal)
     if filters.region:
-        stmt = stmt.where(_region_clause(filters.region))
+        stmt = stmt.where(_region_clause(bindparam("filter_region", filters.region)))
     if filters.zone:
         stmt = stmt.where(Elder.zone == filters.zone)
     if filters.living_arrangement:
@@ -175,27 +236,39 @@ async def list_page(
     return list(rows)
 
 
+READ_COLUMNS = (
+    "id",
+    "id_number_masked",
+    "name",
+    "birth_date",
+    "gender",
+    "phone_masked",
+    "hukou_region",
+    "residence_region",
+    "address",
+    "lat",
+    "lon",
+    "zone",
+    "living_arrangement",
+    "lives_at_home",
+    "deceased_on",
+    "current_level",
+    "reassessment_due_on",
+    "created_at",
+)
+
+
+def read_dict(source: Mapping[str, Any], today: date) -> dict[str, Any]:
+    """The public (masked) view of an elder, from a database row or attribute values."""
+    out = {name: source[name] for name in READ_COLUMNS}
+    out["age"] = age_on(source["birth_date"], today)
+    out["id_number"] = out["phone"] = None
+    return out
+
+
 def to_read(elder: Elder, today: date) -> ElderRead:
-    return ElderRead(
-        id=elder.id,
-        id_number_masked=elder.id_number_masked,
-        name=elder.name,
-        birth_date=elder.birth_date,
-        gender=elder.gender,
-        age=age_on(elder.birth_date, today),
-        phone_masked=elder.phone_masked,
-        hukou_region=elder.hukou_region,
-        residence_region=elder.residence_region,
-        address=elder.address,
-        lat=elder.lat,
-        lon=elder.lon,
-        zone=elder.zone,
-        living_arrangement=elder.living_arrangement,
-        lives_at_home=elder.lives_at_home,
-        deceased_on=elder.deceased_on,
-        current_level=elder.current_level,
-        reassessment_due_on=elder.reassessment_due_on,
-        created_at=elder.created_at,
+    return ElderRead.model_validate(
+        read_dict({name: getattr(elder, name) for name in READ_COLUMNS}, today)
     )
 
 

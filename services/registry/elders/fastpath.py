@@ -1,0 +1,91 @@
+"""``GET /v1/elders/{id}`` without FastAPI's routing and dependency solving.
+
+This one read is most of the platform's traffic (apps poll it, dispatch and subsidy look
+elders up), and FastAPI's per-request machinery costs more CPU than the read itself. The
+middleware answers exactly ``GET /v1/elders/<uuid>`` with no query string, using the same
+pieces as the documented route in ``router.py`` — token verification, the role list, the
+scoped query (``service.get_row``) and the same body — and passes everything else (e.g.
+``?include=pii``) to FastAPI. ``tests/integration/test_elders.py`` checks both paths answer
+identically.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+
+import orjson
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from services.registry.elders import service
+from services.registry.elders.router import READ_ROLES
+from shared.auth import check_role, principal_from_header
+from shared.errors import Problem, problem_response
+
+PREFIX = "/v1/elders/"
+_UUID_LEN = 36
+_JSON = [(b"content-type", b"application/json")]
+
+
+class ElderReadFastPath:
+    def __init__(self, app: ASGIApp, *, state: object) -> None:
+        self.app = app
+        self.state = state  # the FastAPI app's state: token codec, read pool
+        self.route = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "GET"
+            or scope["query_string"]
+            or len(path) != len(PREFIX) + _UUID_LEN
+            or not path.startswith(PREFIX)
+        ):
+            await self.app(scope, receive, send)
+            return
+        try:
+            elder_id = uuid.UUID(path[len(PREFIX) :])
+        except ValueError:
+            await self.app(scope, receive, send)
+            return
+        scope["route"] = _ROUTE  # for the per-route metrics label
+        try:
+            principal = check_role(
+                principal_from_header(self.state.token_codec, _header(scope, b"authorization")),
+                READ_ROLES,
+            )
+            row = await service.get_row(
+                pool=self.state.read_pool, principal=principal, elder_id=elder_id
+            )
+        except Problem as problem:
+            response = problem_response(problem)
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": response.status_code,
+                    "headers": response.raw_headers,
+                }
+            )
+            await send({"type": "http.response.body", "body": response.body})
+            return
+        body = orjson.dumps(
+            service.read_dict(row, date.today()), default=str, option=orjson.OPT_UTC_Z
+        )
+        headers = [*_JSON, (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+class _Route:
+    path = "/v1/elders/{elder_id}"
+
+
+_ROUTE = _Route()
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
