@@ -7,7 +7,8 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-import services.registry.models  # noqa: F401  (registers tables on Base.metadata)
+import services.registry.models
+import services.telemetry.models  # noqa: F401
 import shared.audit
 import shared.calendar
 import shared.idempotency  # noqa: F401

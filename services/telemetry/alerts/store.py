@@ -1,0 +1,140 @@
+"""Alert SQL, in one place, on a plain asyncpg connection inside the caller's transaction.
+
+The ingest worker and the monitor call it on their own connections; the REST app on the
+request's (``shared.uow`` gives the session, ``raw()`` its asyncpg connection).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import orjson
+
+from services.telemetry.alerts import rules
+from shared.db import new_id
+
+NOTIFY_CHANNEL = "telemetry_alerts"
+OUTBOX_CHANNEL = "telemetry_outbox"
+DISPATCHED_KINDS = frozenset({"emergency", "fall"})
+
+
+@dataclass(frozen=True)
+class Raised:
+    alert_id: uuid.UUID
+    created: bool
+
+
+_ACTIVE = """
+SELECT id, last_event_at, severity FROM telemetry.alerts
+WHERE dedup_key = $1 AND status IN ('open', 'acknowledged', 'dispatched')
+ORDER BY raised_at DESC LIMIT 1 FOR UPDATE
+"""
+
+_INSERT = """
+INSERT INTO telemetry.alerts (id, elder_id, gateway_id, device_id, kind, severity, status,
+    dedup_key, occurrences, first_event_at, last_event_at, raised_at, escalation_level,
+    value, details)
+VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, 1, $8, $8, now(), 0, $9, $10)
+RETURNING raised_at
+"""
+
+_REPEAT = """
+UPDATE telemetry.alerts SET occurrences = occurrences + 1,
+    last_event_at = greatest(last_event_at, $2),
+    severity = CASE WHEN $3 = 'critical' THEN 'critical' ELSE severity END,
+    value = coalesce($4, value)
+WHERE id = $1
+"""
+
+_LOG = """
+WITH entry AS (
+    INSERT INTO telemetry.alert_log (alert_id, action, actor, at, elder_id, snapshot)
+    SELECT a.id, $2, $3, now(), a.elder_id, to_jsonb(a) FROM telemetry.alerts a WHERE a.id = $1
+    RETURNING seq
+)
+SELECT pg_notify($4, seq::text) FROM entry
+"""
+
+_OUTBOX = """
+INSERT INTO telemetry.outbox (alert_id, target, method, path, body, idempotency_key,
+    created_at, attempts, next_attempt_at)
+VALUES ($1, 'dispatch', 'POST', '/v1/dispatches', $2, $3, now(), 0, now())
+ON CONFLICT (idempotency_key) DO NOTHING
+"""
+
+
+async def log(conn: asyncpg.Connection, alert_id: uuid.UUID, action: str, actor: str) -> None:
+    await conn.execute(_LOG, alert_id, action, actor, NOTIFY_CHANNEL)
+
+
+async def raise_alert(
+    conn: asyncpg.Connection,
+    *,
+    kind: str,
+    severity: str,
+    subject: str,
+    at: datetime,
+    elder_id: uuid.UUID | None = None,
+    gateway_id: str | None = None,
+    device_id: str | None = None,
+    value: float | None = None,
+    details: dict[str, Any] | None = None,
+    window_s: int | None = None,
+) -> Raised:
+    """Raise an alert, or count this occurrence on the active one of the same (subject, kind)
+    when it is within the de-duplication window. Emergencies and falls also queue their
+    hand-off to dispatch in the same transaction."""
+    key = rules.dedup_key(subject, kind)
+    window = rules.defaults().dedup_window_s if window_s is None else window_s
+    # Serialise concurrent raisers of the same key (several ingest replicas).
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", key)
+    active = await conn.fetchrow(_ACTIVE, key)
+    if active is not None and rules.absorbs(active["last_event_at"], at, window):
+        await conn.execute(_REPEAT, active["id"], at, severity, value)
+        return Raised(active["id"], created=False)
+    alert_id = new_id()
+    raised_at = await conn.fetchval(
+        _INSERT,
+        alert_id,
+        elder_id,
+        gateway_id,
+        device_id,
+        kind,
+        severity,
+        key,
+        at,
+        value,
+        orjson.dumps(details or {}).decode(),
+    )
+    await log(conn, alert_id, "raised", "system")
+    if kind in DISPATCHED_KINDS:
+        body = {
+            "alert_id": str(alert_id),
+            "elder_id": str(elder_id) if elder_id else None,
+            "kind": kind,
+            "raised_at": raised_at.isoformat(),
+        }
+        await conn.execute(_OUTBOX, alert_id, orjson.dumps(body).decode(), f"alert:{alert_id}")
+        await conn.execute("SELECT pg_notify($1, '')", OUTBOX_CHANNEL)
+    return Raised(alert_id, created=True)
+
+
+async def close_active(
+    conn: asyncpg.Connection, *, subject: str, kind: str, actor: str, note: str
+) -> int:
+    """Resolve the active alert of (subject, kind), e.g. when a gateway comes back online."""
+    rows = await conn.fetch(
+        "UPDATE telemetry.alerts SET status = 'resolved', resolved_at = now(), "
+        "resolved_by = $2, resolution_note = $3 WHERE dedup_key = $1 "
+        "AND status IN ('open', 'acknowledged', 'dispatched') RETURNING id",
+        rules.dedup_key(subject, kind),
+        actor,
+        note,
+    )
+    for row in rows:
+        await log(conn, row["id"], "resolved", actor)
+    return len(rows)
