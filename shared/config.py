@@ -41,6 +41,14 @@ class Settings(BaseSettings):
     dispatch_url: str | None = None
     telemetry_url: str | None = None
 
+    # MQTT shared subscriptions ($share/ingest/…): None = try, fall back if the broker refuses.
+    mqtt_shared: bool | None = None
+    ingest_client_id: str | None = None
+    ingest_batch_max: int = 500
+    ingest_flush_ms: int = 50
+    ingest_queue_max: int = 20_000
+    telemetry_retention_days: int = 400
+
     db_pool_size: int = 10
     db_max_overflow: int = 10
     max_body_bytes: int = 1_048_576

@@ -1,0 +1,47 @@
+"""``eldercare ingest``: run the ingest worker (and the outbox relay) until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+
+from services.telemetry.ingest.worker import IngestWorker
+from services.telemetry.outbox.relay import Relay
+from shared.config import Settings, get_settings
+from shared.observability import configure_logging
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--client-id", help="stable MQTT client id (persistent session)")
+    parser.add_argument(
+        "--no-relay", action="store_true", help="do not deliver the outbox from this process"
+    )
+
+
+async def serve(
+    settings: Settings, *, client_id: str | None, relay: bool, stop: asyncio.Event
+) -> None:
+    worker = IngestWorker(settings, client_id=client_id)
+    tasks = [asyncio.create_task(worker.run(stop))]
+    if relay:
+        tasks.append(asyncio.create_task(Relay(settings).run(stop)))
+    await asyncio.gather(*tasks)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    if not settings.database_url:
+        print("eldercare ingest: set ELDERCARE_DATABASE_URL")
+        return 2
+    configure_logging("ingest", level=settings.log_level, json=settings.log_json)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(settings, client_id=args.client_id, relay=not args.no_relay, stop=stop)
+
+    asyncio.run(main())
+    return 0

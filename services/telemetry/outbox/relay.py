@@ -1,0 +1,129 @@
+"""Delivers the outbox to other services: at least once, with an idempotency key, so a
+receiver outage delays a hand-off but never drops or doubles it.
+
+Woken by NOTIFY the moment an alert commits (so an emergency reaches dispatch in
+milliseconds), and by a timer for retries. ``FOR UPDATE SKIP LOCKED`` lets several relays
+run side by side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import httpx
+from prometheus_client import Counter
+
+from services.telemetry.alerts.store import OUTBOX_CHANNEL
+from services.telemetry.alerts.store import log as log_alert
+from shared.auth import Role, TokenCodec
+from shared.config import Settings
+from shared.db import plain_url
+
+log = logging.getLogger(__name__)
+
+DELIVERED = Counter("eldercare_outbox_delivered_total", "outbox messages delivered", ["target"])
+FAILED = Counter("eldercare_outbox_failures_total", "failed delivery attempts", ["target"])
+MAX_BACKOFF_S = 60.0
+
+_DUE = """
+SELECT id, alert_id, target, method, path, body, idempotency_key, attempts
+FROM telemetry.outbox
+WHERE delivered_at IS NULL AND next_attempt_at <= now()
+ORDER BY id LIMIT 20 FOR UPDATE SKIP LOCKED
+"""
+
+
+def backoff(attempts: int) -> float:
+    return min(0.2 * 2**attempts, MAX_BACKOFF_S)
+
+
+class Relay:
+    def __init__(
+        self, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self.settings = settings
+        self.transport = transport
+        self.token = TokenCodec(settings).issue(
+            role=Role.service, sub="telemetry-relay", ttl=365 * 24 * 3600
+        )
+        self._wake = asyncio.Event()
+
+    def _url(self, target: str) -> str:
+        return self.settings.service_url(target)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        listener = await asyncpg.connect(plain_url(self.settings.database_url))
+        await listener.add_listener(OUTBOX_CHANNEL, lambda *_: self._wake.set())
+        pool = await asyncpg.create_pool(
+            plain_url(self.settings.database_url), min_size=1, max_size=2
+        )
+        headers = {"Authorization": f"Bearer {self.token}"}
+        async with httpx.AsyncClient(
+            transport=self.transport, timeout=5.0, headers=headers
+        ) as client:
+            try:
+                while not stop.is_set():
+                    more = await self.deliver_due(pool, client)
+                    if more:
+                        continue
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), 0.5)
+            finally:
+                await listener.close()
+                await pool.close()
+
+    async def deliver_due(self, pool: asyncpg.Pool, client: httpx.AsyncClient) -> bool:
+        """Try every due message once; True when a full page was due (look again at once)."""
+        async with pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(_DUE)
+            for row in rows:
+                await self._deliver(conn, client, row)
+        return len(rows) == 20
+
+    async def _deliver(self, conn: asyncpg.Connection, client: httpx.AsyncClient, row) -> None:
+        url = self._url(row["target"]) + row["path"]
+        try:
+            response = await client.request(
+                row["method"],
+                url,
+                content=row["body"],
+                headers={
+                    "Idempotency-Key": row["idempotency_key"],
+                    "Content-Type": "application/json",
+                },
+            )
+            ok = response.status_code < 300 or response.status_code == 409
+            error = None if ok else f"HTTP {response.status_code}: {response.text[:300]}"
+        except httpx.HTTPError as exc:
+            ok, error = False, f"{type(exc).__name__}: {exc}"[:300]
+        if ok:
+            DELIVERED.labels(row["target"]).inc()
+            await conn.execute(
+                "UPDATE telemetry.outbox SET delivered_at = now(), attempts = attempts + 1, "
+                "last_error = NULL WHERE id = $1",
+                row["id"],
+            )
+            if row["alert_id"] is not None and row["target"] == "dispatch":
+                changed = await conn.fetchval(
+                    "UPDATE telemetry.alerts SET status = 'dispatched', dispatched_at = now() "
+                    "WHERE id = $1 AND status IN ('open', 'acknowledged') RETURNING id",
+                    row["alert_id"],
+                )
+                if changed:
+                    await log_alert(conn, row["alert_id"], "dispatched", "telemetry-relay")
+            return
+        FAILED.labels(row["target"]).inc()
+        delay = backoff(row["attempts"])
+        log.warning("outbox %s to %s failed (%s); retry in %.1fs", row["id"], url, error, delay)
+        await conn.execute(
+            "UPDATE telemetry.outbox SET attempts = attempts + 1, last_error = $2, "
+            "next_attempt_at = $3 WHERE id = $1",
+            row["id"],
+            error,
+            datetime.now(UTC) + timedelta(seconds=delay),
+        )

@@ -1,0 +1,195 @@
+"""The ingest worker end to end: real broker, real PostgreSQL, a real HTTP receiver."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+
+import asyncpg
+import orjson
+import paho.mqtt.client as mqtt
+import pytest
+
+from services.telemetry.ingest.worker import IngestWorker
+from services.telemetry.outbox.relay import Relay
+from tests.integration.telemetry_helpers import make_home, msg
+from tests.recorder import Recorder, RecorderServer
+
+
+async def eventually(check, timeout: float = 15.0, interval: float = 0.05):
+    """Wait for ``await check()`` to return a truthy value, with a deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last: {value!r})")
+        await asyncio.sleep(interval)
+
+
+def publisher(port: int) -> mqtt.Client:
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:6]}")
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    return client
+
+
+@contextlib.asynccontextmanager
+async def running(settings, broker, recorder, client_id="ingest-test"):
+    """A worker and a relay, yielded once the worker's subscription is in place.
+
+    Every test uses the same client id: the session is persistent, and a second id would
+    leave a dormant member in the shared-subscription group that takes its turn at messages.
+    """
+    stop = asyncio.Event()
+    s = settings.model_copy(update={"mqtt_url": broker.url, "dispatch_url": recorder.url})
+    worker = IngestWorker(s, client_id=client_id)
+    tasks = [asyncio.create_task(worker.run(stop)), asyncio.create_task(Relay(s).run(stop))]
+    try:
+        assert await asyncio.to_thread(worker.subscribed.wait, 15), "worker never subscribed"
+        yield worker
+    finally:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), 15)
+
+
+@pytest.fixture
+def recorder():
+    rec = Recorder()
+    with RecorderServer(rec):
+        yield rec
+
+
+@pytest.fixture
+async def db(database_url):
+    conn = await asyncpg.connect(database_url)
+    yield conn
+    await conn.close()
+
+
+async def test_emergency_becomes_one_alert_and_one_dispatch(
+    registry, settings, broker, recorder, db
+):
+    home = await make_home(registry)
+    pub = publisher(broker.port)
+    async with running(settings, broker, recorder):
+        topic, payload = msg(home, "btn", "emergency", msg_id="press-1", button="main")
+        for _ in range(3):  # the gateway retries: QoS 1 duplicates
+            pub.publish(topic, payload, qos=1).wait_for_publish(5)
+        pub.publish(
+            f"eldercare/v1/{home['gateway']}/{home['devices']['vit']}/vitals", b"{garbage", qos=1
+        ).wait_for_publish(5)
+        alerts = await eventually(
+            lambda: db.fetch(
+                "SELECT * FROM telemetry.alerts WHERE gateway_id = $1", home["gateway"]
+            )
+        )
+        await eventually(
+            lambda: db.fetchval(
+                "SELECT count(*) FROM telemetry.dead_letters WHERE topic LIKE $1",
+                f"%{home['devices']['vit']}%",
+            )
+        )
+        await asyncio.to_thread(
+            recorder.wait_for,
+            lambda r: any(q["body"]["alert_id"] == str(alerts[0]["id"]) for q in r.requests),
+        )
+        # the worker keeps going after garbage
+        later = msg(home, "vit", "vitals", heart_rate=70)
+        pub.publish(*later, qos=1).wait_for_publish(5)
+        await eventually(
+            lambda: db.fetchval(
+                "SELECT count(*) FROM telemetry.events WHERE device_id = $1 AND event = 'vitals'",
+                home["devices"]["vit"],
+            )
+        )
+        status = await eventually(
+            lambda: db.fetchval(
+                "SELECT status FROM telemetry.alerts WHERE id = $1 AND status = 'dispatched'",
+                alerts[0]["id"],
+            )
+        )
+    pub.loop_stop()
+    assert len(alerts) == 1 and alerts[0]["kind"] == "emergency"
+    assert alerts[0]["severity"] == "critical" and status == "dispatched"
+    assert (
+        await db.fetchval(
+            "SELECT count(*) FROM telemetry.events WHERE device_id = $1", home["devices"]["btn"]
+        )
+        == 1
+    )
+    sent = [q for q in recorder.requests if q["body"]["alert_id"] == str(alerts[0]["id"])]
+    assert len(sent) == 1
+    assert sent[0]["path"] == "/v1/dispatches"
+    assert sent[0]["key"] == f"alert:{alerts[0]['id']}"
+    assert sent[0]["body"]["elder_id"] == home["elder_id"]
+    assert sent[0]["auth"].startswith("Bearer ")
+
+
+async def test_dispatch_outage_delays_but_never_drops(registry, settings, broker, recorder, db):
+    home = await make_home(registry)
+    recorder.status = 503
+    pub = publisher(broker.port)
+    async with running(settings, broker, recorder):
+        pub.publish(*msg(home, "fall", "fall", confidence=0.93), qos=1).wait_for_publish(5)
+        alert_id = await eventually(
+            lambda: db.fetchval(
+                "SELECT id FROM telemetry.alerts WHERE gateway_id = $1 AND kind = 'fall'",
+                home["gateway"],
+            )
+        )
+        await asyncio.to_thread(
+            recorder.wait_for,
+            lambda r: sum(q["body"]["alert_id"] == str(alert_id) for q in r.requests) >= 2,
+        )
+        recorder.status = 201  # dispatch is back
+        await asyncio.to_thread(
+            recorder.wait_for,
+            lambda r: any(
+                q["body"]["alert_id"] == str(alert_id) and q["status"] == 201 for q in r.requests
+            ),
+            20,
+        )
+        delivered = await eventually(
+            lambda: db.fetchrow(
+                "SELECT delivered_at, attempts FROM telemetry.outbox WHERE alert_id = $1 "
+                "AND delivered_at IS NOT NULL",
+                alert_id,
+            )
+        )
+    pub.loop_stop()
+    attempts = [q for q in recorder.requests if q["body"]["alert_id"] == str(alert_id)]
+    assert [q["status"] for q in attempts][-1] == 201
+    assert sum(q["status"] == 201 for q in attempts) == 1
+    assert len({q["key"] for q in attempts}) == 1  # one idempotency key throughout
+    assert delivered["attempts"] == len(attempts)
+
+
+async def test_gateway_last_will_raises_offline(registry, settings, broker, recorder, db):
+    home = await make_home(registry)
+    gw = home["gateway"]
+    async with running(settings, broker, recorder):
+        gateway = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=gw)
+        gateway.will_set(f"eldercare/v1/{gw}/status", b"offline", qos=1, retain=True)
+        gateway.connect("127.0.0.1", broker.port)
+        gateway.loop_start()
+        gateway.publish(
+            f"eldercare/v1/{gw}/status", b"online", qos=1, retain=True
+        ).wait_for_publish(5)
+        await eventually(
+            lambda: db.fetchval("SELECT online FROM telemetry.gateways WHERE gateway_id = $1", gw)
+        )
+        gateway.loop_stop()
+        gateway.socket().close()  # vanish without DISCONNECT: the broker sends the will
+        alert = await eventually(
+            lambda: db.fetchrow(
+                "SELECT * FROM telemetry.alerts WHERE gateway_id = $1 AND kind = 'gateway_offline'",
+                gw,
+            ),
+            timeout=60,
+        )
+    assert alert["status"] == "open" and alert["severity"] == "warning"
+    assert orjson.loads(alert["details"])["source"]
