@@ -9,8 +9,14 @@ import orjson
 
 from tests.integration.builders import make_bed, make_elder, make_org
 
-KINDS = {"btn": "emergency_button", "vit": "vital_monitor", "pir": "motion_sensor",
-         "bed": "bed_sensor", "fall": "fall_sensor", "door": "door_sensor"}
+KINDS = {
+    "btn": "emergency_button",
+    "vit": "vital_monitor",
+    "pir": "motion_sensor",
+    "bed": "bed_sensor",
+    "fall": "fall_sensor",
+    "door": "door_sensor",
+}
 
 
 async def make_home(registry, org: dict | None = None) -> dict:
@@ -18,23 +24,42 @@ async def make_home(registry, org: dict | None = None) -> dict:
     elder = await make_elder(registry)
     bed = await make_bed(registry, elder, org)
     gw = f"gw-{uuid.uuid4().hex[:10]}"
-    r = await registry.post("/v1/devices", {"device_id": gw, "kind": "gateway",
-                                            "elder_id": elder["id"], "bed_id": bed["id"]})
+    r = await registry.post(
+        "/v1/devices",
+        {"device_id": gw, "kind": "gateway", "elder_id": elder["id"], "bed_id": bed["id"]},
+    )
     assert r.status_code == 201, r.text
-    home = {"gateway": gw, "elder_id": elder["id"], "bed_id": bed["id"],
-            "mqtt": r.json()["mqtt"], "org": org, "devices": {}}
+    home = {
+        "gateway": gw,
+        "elder_id": elder["id"],
+        "bed_id": bed["id"],
+        "mqtt": r.json()["mqtt"],
+        "org": org,
+        "devices": {},
+    }
     for prefix, kind in KINDS.items():
         device_id = f"{prefix}-{gw}"
-        r = await registry.post("/v1/devices", {"device_id": device_id, "gateway_id": gw,
-                                                "kind": kind, "elder_id": elder["id"]})
+        r = await registry.post(
+            "/v1/devices",
+            {"device_id": device_id, "gateway_id": gw, "kind": kind, "elder_id": elder["id"]},
+        )
         assert r.status_code == 201, r.text
         home["devices"][prefix] = device_id
     return home
 
 
-def msg(home: dict, prefix: str, event: str, msg_id: str | None = None,
-        ts: datetime | None = None, **fields) -> tuple[str, bytes]:
+def msg(
+    home: dict,
+    prefix: str,
+    event: str,
+    msg_id: str | None = None,
+    ts: datetime | None = None,
+    **fields,
+) -> tuple[str, bytes]:
     device = home["devices"][prefix]
-    body = {"msg_id": msg_id or uuid.uuid4().hex, "ts": (ts or datetime.now(UTC)).isoformat(),
-            **fields}
+    body = {
+        "msg_id": msg_id or uuid.uuid4().hex,
+        "ts": (ts or datetime.now(UTC)).isoformat(),
+        **fields,
+    }
     return f"eldercare/v1/{home['gateway']}/{device}/{event}", orjson.dumps(body)

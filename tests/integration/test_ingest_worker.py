@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 import uuid
 
 import asyncpg
@@ -16,18 +15,7 @@ from services.telemetry.ingest.worker import IngestWorker
 from services.telemetry.outbox.relay import Relay
 from tests.integration.telemetry_helpers import make_home, msg
 from tests.recorder import Recorder, RecorderServer
-
-
-async def eventually(check, timeout: float = 15.0, interval: float = 0.05):
-    """Wait for ``await check()`` to return a truthy value, with a deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s (last: {value!r})")
-        await asyncio.sleep(interval)
+from tests.waiting import eventually
 
 
 def publisher(port: int) -> mqtt.Client:
