@@ -1,4 +1,4 @@
-"""The `eldercare` command: up, migrate, token, emulate, ingest."""
+"""The `eldercare` command: up, migrate, token, emulate, ingest, broker-config."""
 
 from __future__ import annotations
 
@@ -112,11 +112,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_token)
 
     from services import emulator
+    from services.telemetry import broker_config
     from services.telemetry.ingest import main as ingest
 
     p = sub.add_parser("ingest", help="telemetry ingest worker: MQTT → PostgreSQL → alerts")
     ingest.add_arguments(p)
     p.set_defaults(func=ingest.run)
+
+    p = sub.add_parser(
+        "broker-config", help="generate the Mosquitto password file and ACL from the registry"
+    )
+    broker_config.add_arguments(p)
+    p.set_defaults(func=broker_config.run)
 
     p = sub.add_parser("emulate", help="device emulator: N homes publishing telemetry over MQTT")
     emulator.add_arguments(p)

@@ -19,7 +19,7 @@ MAX_PAYLOAD = 64 * 1024
 MAX_BATCH = 500
 EVENTS = ("emergency", "fall", "vitals", "motion", "door", "bed", "heartbeat")
 URGENT = frozenset({"emergency", "fall"})
-_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-")
+_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 
 Number = StrictInt | StrictFloat
 

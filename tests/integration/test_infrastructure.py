@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import uuid
 
 import paho.mqtt.client as mqtt
 
@@ -15,7 +16,8 @@ def test_broker_fixture_delivers_qos1(broker):
     sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="t-sub")
     sub.on_subscribe = lambda *a: subscribed.set()
     sub.on_message = lambda c, u, m: (received.append(m.payload), got.set())
-    sub.on_connect = lambda c, u, f, rc, p: c.subscribe("eldercare/v1/#", qos=1)
+    prefix = f"eldercare/v1/gw-{uuid.uuid4().hex[:8]}"  # retained messages of others stay out
+    sub.on_connect = lambda c, u, f, rc, p: c.subscribe(f"{prefix}/#", qos=1)
     sub.connect("127.0.0.1", broker.port)
     sub.loop_start()
     try:
@@ -23,9 +25,7 @@ def test_broker_fixture_delivers_qos1(broker):
         pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="t-pub")
         pub.connect("127.0.0.1", broker.port)
         pub.loop_start()
-        pub.publish("eldercare/v1/gw-1/btn-1/emergency", b'{"msg_id":"1"}', qos=1).wait_for_publish(
-            10
-        )
+        pub.publish(f"{prefix}/btn-1/emergency", b'{"msg_id":"1"}', qos=1).wait_for_publish(10)
         pub.loop_stop()
         assert got.wait(10)
         assert received == [b'{"msg_id":"1"}']

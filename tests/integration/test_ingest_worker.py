@@ -177,7 +177,7 @@ async def test_gateway_last_will_raises_offline(registry, settings, broker, reco
                 "SELECT * FROM telemetry.alerts WHERE gateway_id = $1 AND kind = 'gateway_offline'",
                 gw,
             ),
-            timeout=60,
+            within=60,
         )
     assert alert["status"] == "open" and alert["severity"] == "warning"
     assert orjson.loads(alert["details"])["source"]
