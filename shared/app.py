@@ -59,6 +59,7 @@ def create_app(
     settings: Settings | None = None,
     ready_checks: dict[str, ReadyCheck] | None = None,
     on_startup: Sequence[Hook] = (),
+    on_shutdown: Sequence[Hook] = (),
     openapi_tags: list[dict[str, Any]] | None = None,
     fast_paths: Sequence[type] = (),
 ) -> FastAPI:
@@ -88,6 +89,8 @@ def create_app(
         try:
             yield
         finally:
+            for hook in on_shutdown:
+                await hook(app)
             purger.cancel()
             await app.state.read_pool.close()
             await engine.dispose()

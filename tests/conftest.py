@@ -86,3 +86,14 @@ async def registry(settings: Settings) -> AsyncIterator[Api]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://registry") as client:
             yield Api(client, app)
+
+
+@pytest.fixture(scope="session")
+async def telemetry(settings: Settings) -> AsyncIterator[Api]:
+    from services.telemetry.app import create_app
+
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://telemetry") as client:
+            yield Api(client, app)

@@ -1,0 +1,34 @@
+"""The telemetry REST app (``uvicorn --factory services.telemetry.app:create_app``)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from services.telemetry import __doc__ as DESCRIPTION
+from services.telemetry.alerts.router import router as alerts
+from services.telemetry.alerts.stream import Broadcaster
+from services.telemetry.events.router import router as events
+from shared import app as app_factory
+from shared.config import Settings, get_settings
+from shared.db import plain_url
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    async def start_broadcaster(app: FastAPI) -> None:
+        app.state.broadcaster = Broadcaster()
+        await app.state.broadcaster.start(plain_url(settings.database_url))
+
+    async def stop_broadcaster(app: FastAPI) -> None:
+        await app.state.broadcaster.stop()
+
+    return app_factory.create_app(
+        service="telemetry",
+        title="Eldercare telemetry",
+        description=DESCRIPTION or "",
+        routers=[alerts, events],
+        settings=settings,
+        on_startup=[start_broadcaster],
+        on_shutdown=[stop_broadcaster],
+    )

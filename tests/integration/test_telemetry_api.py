@@ -1,0 +1,198 @@
+"""Telemetry REST: alerts lifecycle, scoping, vitals (JSON and FHIR), device events, SSE."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import httpx
+import orjson
+import pytest
+import uvicorn
+
+from services.telemetry.ingest.pipeline import Message, Pipeline
+from shared.embedded import free_port
+from tests.integration.telemetry_helpers import make_home, msg
+
+
+async def ingest(database_url: str, *messages) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        async with conn.transaction():
+            await Pipeline().process(conn, [Message(t, p, datetime.now(UTC)) for t, p in messages])
+    finally:
+        await conn.close()
+
+
+async def emergency_alert(registry, telemetry, database_url) -> tuple[dict, dict]:
+    home = await make_home(registry)
+    await ingest(database_url, msg(home, "btn", "emergency", button="main"))
+    page = (await telemetry.get("/v1/alerts", params={"elder_id": home["elder_id"]})).json()
+    assert len(page["items"]) == 1
+    return home, page["items"][0]
+
+
+async def test_lifecycle_ack_then_resolve_with_history(registry, telemetry, database_url):
+    _, alert = await emergency_alert(registry, telemetry, database_url)
+    assert (alert["status"], alert["severity"], alert["kind"]) == ("open", "critical", "emergency")
+    path = f"/v1/alerts/{alert['id']}"
+    r = await telemetry.post(
+        f"{path}/ack",
+        {"note": "已电话联系家属"},
+        role="community",
+        region="350212",
+        sub="duty-officer-1",
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "acknowledged" and r.json()["acknowledged_by"] == "duty-officer-1"
+    assert (await telemetry.post(f"{path}/ack")).status_code == 409
+    r = await telemetry.post(
+        f"{path}/resolve", {"outcome": "false_alarm", "note": "误触"}, sub="duty-officer-1"
+    )
+    assert r.json()["status"] == "false_alarm" and r.json()["resolved_at"]
+    assert (await telemetry.post(f"{path}/resolve")).status_code == 409
+    history = (await telemetry.get(f"{path}/history")).json()
+    assert [h["action"] for h in history] == ["raised", "acknowledged", "false_alarm"]
+    assert [h["actor"] for h in history][1:] == ["duty-officer-1", "duty-officer-1"]
+    r = await telemetry.post(f"{path}/resolve", {"outcome": "maybe"})
+    assert r.status_code == 422
+
+
+async def test_alert_scoping(registry, telemetry, database_url):
+    home, alert = await emergency_alert(registry, telemetry, database_url)
+    path = f"/v1/alerts/{alert['id']}"
+    assert (await telemetry.get(path, role="community", region="350212")).status_code == 200
+    assert (await telemetry.get(path, role="community", region="110101")).status_code == 404
+    assert (await telemetry.get(path, role="org_admin", org=home["org"]["id"])).status_code == 200
+    assert (await telemetry.get(path, role="family", elder=home["elder_id"])).status_code == 200
+    assert (
+        await telemetry.post(f"{path}/ack", role="family", elder=home["elder_id"])
+    ).status_code == 403
+    assert (await telemetry.get(path, role="gateway")).status_code == 403
+    assert (await telemetry.client.get(path)).status_code == 401
+    other = (await telemetry.get("/v1/alerts", role="community", region="110101")).json()
+    assert alert["id"] not in {a["id"] for a in other["items"]}
+
+
+async def test_vitals_json_and_fhir(registry, telemetry, database_url):
+    home = await make_home(registry)
+    ts = datetime.now(UTC) - timedelta(minutes=2)
+    await ingest(
+        database_url,
+        msg(home, "vit", "vitals", ts=ts, heart_rate=72, resp_rate=16, spo2=97),
+        msg(
+            home,
+            "vit",
+            "vitals",
+            ts=ts + timedelta(minutes=1),
+            systolic=128,
+            diastolic=82,
+            temp_c=36.6,
+        ),
+    )
+    path = f"/v1/elders/{home['elder_id']}/vitals"
+    body = (await telemetry.get(path)).json()
+    assert [i.get("heart_rate") for i in body["items"]] == [None, 72]
+    bundle = (await telemetry.get(path, params={"format": "fhir"})).json()
+    assert bundle["resourceType"] == "Bundle" and bundle["total"] == 5
+    codes = {e["resource"]["code"]["coding"][0]["code"] for e in bundle["entry"]}
+    assert codes == {"8867-4", "9279-1", "2708-6", "85354-9", "8310-5"}
+    assert (await telemetry.get(path, role="community", region="110101")).status_code == 404
+    events = (await telemetry.get(f"/v1/devices/{home['devices']['vit']}/events")).json()
+    assert len(events) == 2 and events[0]["event"] == "vitals"
+
+
+async def test_dead_letters_for_ops(registry, telemetry, database_url):
+    await ingest(database_url, ("eldercare/v1/gw-x1/dev-x1/vitals", b"<xml/>"))
+    rows = (await telemetry.get("/v1/dead-letters", params={"reason": "malformed_json"})).json()
+    assert rows and rows[0]["payload_preview"] == "<xml/>"
+    assert (
+        await telemetry.get("/v1/dead-letters", role="community", region="350212")
+    ).status_code == 403
+
+
+@pytest.fixture(scope="module")
+def live_telemetry(settings):
+    """The telemetry app on a real port: SSE needs a real streaming connection."""
+    from services.telemetry.app import create_app
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = datetime.now() + timedelta(seconds=20)
+    while not server.started:
+        assert datetime.now() < deadline, "telemetry app did not start"
+        threading.Event().wait(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+async def read_until(lines, predicate, within: float = 10.0) -> list[dict]:
+    """SSE events from ``lines`` until one satisfies ``predicate`` (deadline ``within``)."""
+    events: list[dict] = []
+    current: dict = {}
+
+    async def collect() -> None:
+        async for line in lines:
+            if line.startswith("id: "):
+                current["id"] = int(line[4:])
+            elif line.startswith("event: "):
+                current["event"] = line[7:]
+            elif line.startswith("data: "):
+                current["data"] = orjson.loads(line[6:])
+            elif line == "" and "id" in current:
+                events.append(dict(current))
+                current.clear()
+                if predicate(events[-1]):
+                    return
+
+    await asyncio.wait_for(collect(), within)
+    return events
+
+
+async def test_sse_stream_is_live_and_resumable(registry, telemetry, database_url, live_telemetry):
+    conn = await asyncpg.connect(database_url)
+    start = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM telemetry.alert_log")
+    await conn.close()
+    headers = {"Authorization": f"Bearer {telemetry.token('admin')}", "Last-Event-ID": str(start)}
+    home = await make_home(registry)
+
+    def about(action: str):
+        return lambda e: (
+            e["data"]["alert"]["gateway_id"] == home["gateway"] and e["event"] == f"alert.{action}"
+        )
+
+    async with httpx.AsyncClient(base_url=live_telemetry, timeout=30) as client:
+        async with client.stream("GET", "/v1/alerts/stream", headers=headers) as r:
+            assert r.status_code == 200
+            assert r.headers["content-type"].startswith("text/event-stream")
+            lines = r.aiter_lines()
+            await ingest(database_url, msg(home, "fall", "fall", confidence=0.9))
+            raised = (await read_until(lines, about("raised")))[-1]
+            assert raised["id"] > start and raised["data"]["alert"]["severity"] == "critical"
+            alert_id = raised["data"]["alert_id"]
+            await telemetry.post(f"/v1/alerts/{alert_id}/ack", sub="desk-2")
+            acked = (await read_until(lines, about("acknowledged")))[-1]
+            assert acked["id"] > raised["id"] and acked["data"]["actor"] == "desk-2"
+        # a client that lost its connection resumes from its last id and misses nothing
+        async with client.stream("GET", "/v1/alerts/stream", headers=headers) as r:
+            replay = await read_until(r.aiter_lines(), about("acknowledged"))
+    mine = [e["id"] for e in replay if e["data"]["alert_id"] == alert_id]
+    assert mine == [raised["id"], acked["id"]]
+    # a community elsewhere never sees this home's alerts
+    other = {
+        "Authorization": f"Bearer {telemetry.token('community', region='110101')}",
+        "Last-Event-ID": str(start),
+    }
+    async with (
+        httpx.AsyncClient(base_url=live_telemetry, timeout=30) as client,
+        client.stream("GET", "/v1/alerts/stream", headers=other) as r,
+    ):
+        with pytest.raises(TimeoutError):
+            await read_until(r.aiter_lines(), lambda e: True, within=2.5)
