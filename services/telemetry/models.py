@@ -1,6 +1,12 @@
 """Every telemetry table (for Alembic)."""
 
-from services.telemetry.alerts.models import Alert, AlertLog, ElderSettings, VitalBreach
+from services.telemetry.alerts.models import (
+    Alert,
+    AlertLog,
+    ElderSettings,
+    VisitMode,
+    VitalBreach,
+)
 from services.telemetry.events.models import DeadLetter, DeviceState, Event, Gateway, Seen
 from services.telemetry.outbox.models import OutboxMessage
 
@@ -14,5 +20,6 @@ __all__ = [
     "Gateway",
     "OutboxMessage",
     "Seen",
+    "VisitMode",
     "VitalBreach",
 ]

@@ -51,7 +51,7 @@ class Config:
     escalate_after_s: dict[str, int] = field(default_factory=dict)
 
 
-def _time(text: str) -> time:
+def parse_time(text: str) -> time:
     hours, minutes = text.split(":")
     return time(int(hours), int(minutes))
 
@@ -67,10 +67,10 @@ def parse_config(raw: dict[str, Any]) -> Config:
         low_battery_percent=int(raw["low_battery_percent"]),
         clock_skew_s=int(raw["clock_skew_s"]),
         inactivity_hours=float(raw["inactivity_hours"]),
-        day_start=_time(raw["day_start"]),
-        day_end=_time(raw["day_end"]),
-        night_start=_time(raw["night_start"]),
-        night_end=_time(raw["night_end"]),
+        day_start=parse_time(raw["day_start"]),
+        day_end=parse_time(raw["day_end"]),
+        night_start=parse_time(raw["night_start"]),
+        night_end=parse_time(raw["night_end"]),
         bed_exit_minutes=int(raw["bed_exit_minutes"]),
         escalate_after_s={k: int(v) for k, v in raw["escalate_after_s"].items()},
     )
@@ -150,19 +150,12 @@ def is_night(at: datetime, cfg: Config) -> bool:
     return _between(_local(at), cfg.night_start, cfg.night_end)
 
 
-def inactive(
-    last_motion_at: datetime | None, now: datetime, cfg: Config, since: datetime | None = None
-) -> bool:
-    """No motion for ``inactivity_hours`` during the day (the silence counts from the later
-    of the last motion and the start of monitoring)."""
-    if not is_daytime(now, cfg):
+def inactive(last_motion_at: datetime | None, now: datetime, cfg: Config) -> bool:
+    """No motion for ``inactivity_hours``, checked during the day (a home that never reported
+    motion is not judged: its sensors may not be installed yet)."""
+    if last_motion_at is None or not is_daytime(now, cfg):
         return False
-    reference = (
-        max(d for d in (last_motion_at, since) if d is not None)
-        if (last_motion_at or since)
-        else None
-    )
-    return reference is not None and now - reference >= timedelta(hours=cfg.inactivity_hours)
+    return now - last_motion_at >= timedelta(hours=cfg.inactivity_hours)
 
 
 def bed_exit_unreturned(

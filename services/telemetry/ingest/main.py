@@ -1,4 +1,5 @@
-"""``eldercare ingest``: run the ingest worker (and the outbox relay) until SIGTERM/SIGINT."""
+"""``eldercare ingest``: the ingest worker, the outbox relay and the monitor, until
+SIGTERM/SIGINT."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 import asyncio
 import signal
 
+from services.telemetry import monitor as monitor_loop
 from services.telemetry.ingest.worker import IngestWorker
 from services.telemetry.outbox.relay import Relay
 from shared.config import Settings, get_settings
@@ -20,12 +22,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def serve(
-    settings: Settings, *, client_id: str | None, relay: bool, stop: asyncio.Event
+    settings: Settings,
+    *,
+    client_id: str | None,
+    relay: bool,
+    monitor: bool,
+    stop: asyncio.Event,
 ) -> None:
     worker = IngestWorker(settings, client_id=client_id)
     tasks = [asyncio.create_task(worker.run(stop))]
     if relay:
         tasks.append(asyncio.create_task(Relay(settings).run(stop)))
+    if monitor:
+        tasks.append(asyncio.create_task(monitor_loop.run(settings, stop)))
     await asyncio.gather(*tasks)
 
 
@@ -41,7 +50,13 @@ def run(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await serve(settings, client_id=args.client_id, relay=not args.no_relay, stop=stop)
+        await serve(
+            settings,
+            client_id=args.client_id,
+            relay=not args.no_relay,
+            monitor=not args.no_monitor,
+            stop=stop,
+        )
 
     asyncio.run(main())
     return 0

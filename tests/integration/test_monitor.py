@@ -1,0 +1,138 @@
+"""Time-based rules over device state, with a controlled clock, against real PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+
+from services.telemetry.ingest.pipeline import Message, Pipeline
+from services.telemetry.monitor import housekeeping, scan
+from tests.integration.telemetry_helpers import make_home, msg
+
+# 10:00 in Shanghai (daytime) and 02:00 (night), as UTC instants
+DAY = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
+NIGHT = datetime(2026, 11, 26, 18, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def conn(database_url):
+    c = await asyncpg.connect(database_url)
+    yield c
+    await c.close()
+
+
+async def feed(conn, at: datetime, *messages) -> None:
+    async with conn.transaction():
+        await Pipeline().process(conn, [Message(t, p, at) for t, p in messages])
+
+
+async def run_scan(conn, now: datetime) -> list[str]:
+    async with conn.transaction():
+        return await scan(conn, now)
+
+
+def mine(done: list[str], home: dict) -> list[str]:
+    keys = [home["elder_id"], home["gateway"], *home["devices"].values()]
+    return sorted(
+        d.split(":")[0] + (":closed" if d.startswith("closed") else "")
+        for d in done
+        if any(k in d for k in keys)
+    )
+
+
+async def test_inactivity_in_daytime_and_visit_mode(registry, telemetry, conn):
+    home = await make_home(registry)
+    t0 = DAY - timedelta(hours=5)
+    await feed(conn, t0, msg(home, "pir", "motion", ts=t0, room="kitchen", state="active"))
+    await feed(conn, DAY, msg(home, "pir", "heartbeat", ts=DAY, battery=90))
+    # a caregiver is in the home: nothing is raised
+    r = await telemetry.client.put(
+        f"/v1/elders/{home['elder_id']}/visit-mode",
+        json={"active": True, "visit_ref": "v-1"},
+        headers=telemetry.auth("service"),
+    )
+    assert r.status_code == 200 and r.json()["active"] is True
+    assert "inactivity" not in mine(await run_scan(conn, DAY), home)
+    await telemetry.client.put(
+        f"/v1/elders/{home['elder_id']}/visit-mode",
+        json={"active": False},
+        headers=telemetry.auth("service"),
+    )
+    assert "inactivity" in mine(await run_scan(conn, DAY), home)
+    assert "inactivity" not in mine(await run_scan(conn, DAY), home)  # de-duplicated
+    # motion again closes it
+    back = DAY + timedelta(minutes=1)
+    await feed(conn, back, msg(home, "pir", "motion", ts=back, room="hall", state="active"))
+    assert "closed:closed" in mine(await run_scan(conn, back + timedelta(minutes=1)), home)
+
+
+async def test_night_bed_exit_without_return(registry, conn):
+    home = await make_home(registry)
+    out = NIGHT - timedelta(minutes=30)
+    await feed(conn, out, msg(home, "bed", "bed", ts=out, state="out"))
+    assert "bed_exit_night" in mine(await run_scan(conn, NIGHT), home)
+    back = NIGHT + timedelta(minutes=1)
+    await feed(conn, back, msg(home, "bed", "bed", ts=back, state="in"))
+    assert "closed:closed" in mine(await run_scan(conn, back), home)
+
+
+async def test_missed_heartbeats_mean_offline(registry, conn):
+    home = await make_home(registry)
+    t0 = datetime.now(UTC)
+    await feed(conn, t0, msg(home, "btn", "heartbeat", ts=t0, battery=80))
+    assert "device_offline" not in mine(await run_scan(conn, t0 + timedelta(seconds=150)), home)
+    assert "device_offline" in mine(await run_scan(conn, t0 + timedelta(seconds=181)), home)
+    later = t0 + timedelta(seconds=200)
+    await feed(conn, later, msg(home, "btn", "heartbeat", ts=later, battery=80))
+    assert "closed:closed" in mine(await run_scan(conn, later), home)
+
+
+async def test_unacknowledged_critical_alert_escalates(registry, telemetry, conn):
+    home = await make_home(registry)
+    t0 = datetime.now(UTC)
+    await feed(conn, t0, msg(home, "btn", "emergency", ts=t0, button="main"))
+    alert_id = await conn.fetchval(
+        "SELECT id FROM telemetry.alerts WHERE gateway_id = $1", home["gateway"]
+    )
+    raised_at = await conn.fetchval(
+        "SELECT raised_at FROM telemetry.alerts WHERE id = $1", alert_id
+    )
+    done = await run_scan(conn, raised_at + timedelta(seconds=30))
+    assert not [d for d in done if str(alert_id) in d]
+    done = await run_scan(conn, raised_at + timedelta(seconds=61))
+    assert f"escalated:{alert_id}:1" in done
+    done = await run_scan(conn, raised_at + timedelta(seconds=62))
+    assert not [d for d in done if str(alert_id) in d]  # next level after 2 × 60 s
+    await telemetry.post(f"/v1/alerts/{alert_id}/ack")
+    done = await run_scan(conn, raised_at + timedelta(seconds=500))
+    assert not [d for d in done if str(alert_id) in d]  # acknowledged: no more escalation
+    history = (await telemetry.get(f"/v1/alerts/{alert_id}/history")).json()
+    assert [h["action"] for h in history] == ["raised", "escalated", "acknowledged"]
+
+
+async def test_housekeeping_keeps_partitions_ahead_and_drops_old(conn):
+    now = datetime(2027, 6, 15, tzinfo=UTC)
+    async with conn.transaction():
+        result = await housekeeping(conn, now, retention_days=400)
+    names = {
+        r["relname"]
+        for r in await conn.fetch(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'events'"
+        )
+    }
+    assert {"events_2027_06", "events_2027_07", "events_2027_08", "events_2027_09"} <= names
+    assert result["partitions_made"] >= 4
+    async with conn.transaction():
+        result = await housekeeping(conn, datetime(2029, 1, 1, tzinfo=UTC), retention_days=30)
+    names = {
+        r["relname"]
+        for r in await conn.fetch(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'events'"
+        )
+    }
+    assert "events_2027_06" not in names and "events_default" in names
+    assert result["partitions_dropped"] >= 4
