@@ -110,3 +110,9 @@ def test_token_command(tmp_path):
 def test_cli_help(argv):
     result = subprocess.run([*EXE, *argv], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "usage" in result.stdout
+
+
+def test_ingest_command_parses_its_options():
+    result = subprocess.run([*EXE, "ingest", "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    assert "--no-relay" in result.stdout and "--no-monitor" in result.stdout

@@ -19,6 +19,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-relay", action="store_true", help="do not deliver the outbox from this process"
     )
+    parser.add_argument(
+        "--no-monitor",
+        action="store_true",
+        help="do not run the time-based rules and housekeeping in this process",
+    )
 
 
 async def serve(
