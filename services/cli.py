@@ -19,10 +19,11 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from services.launcher import StartupError, pg_port_from_env, up
+    from services.launcher import StartupError, UpOptions, pg_port_from_env, up
 
+    options = UpOptions(homes=args.homes, emulator=not args.no_emulator, seed=args.seed)
     try:
-        return up(_settings(args), pg_port=pg_port_from_env())
+        return up(_settings(args), pg_port=pg_port_from_env(), options=options)
     except StartupError as exc:
         print(f"eldercare up: {exc}", file=sys.stderr)
         return 2
@@ -80,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("up", help="run the whole platform locally (no Docker, no root)")
     p.add_argument("--data-dir", help="where the embedded database and secrets live (.data)")
+    p.add_argument("--homes", type=int, default=10, help="emulated homes (default 10)")
+    p.add_argument("--no-emulator", action="store_true", help="start no device emulator")
+    p.add_argument("--seed", type=int, default=1, help="emulator seed (default 1)")
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("migrate", help="apply database migrations (ELDERCARE_DATABASE_URL)")

@@ -15,8 +15,18 @@ from urllib.parse import urlparse
 from shared.config import Settings
 from shared.embedded import EmbeddedBroker, EmbeddedPostgres, port_is_open, wait_for_port
 
-# Services that exist so far; the others join this table as their issues land.
-SERVICES = {"registry": "services.registry.app:create_app"}
+# REST services that exist so far (subsidy and dispatch join as their issues land).
+SERVICES = {
+    "registry": "services.registry.app:create_app",
+    "telemetry": "services.telemetry.app:create_app",
+}
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    homes: int = 10
+    emulator: bool = True
+    seed: int = 1
 
 
 class StartupError(RuntimeError):
@@ -29,6 +39,7 @@ class Stack:
     pg: EmbeddedPostgres | None = None
     broker: EmbeddedBroker | None = None
     processes: dict[str, subprocess.Popen] | None = None
+    optional: frozenset[str] = frozenset({"emulator"})  # may exit without stopping the rest
 
     def stop(self) -> None:
         for proc in (self.processes or {}).values():
@@ -85,7 +96,8 @@ async def _seed(database_url: str, settings: Settings) -> bool:
         await engine.dispose()
 
 
-def up(settings: Settings, *, pg_port: int) -> int:
+def up(settings: Settings, *, pg_port: int, options: UpOptions | None = None) -> int:
+    options = options or UpOptions()
     from shared.auth import TokenCodec
     from shared.migrate import upgrade
 
@@ -106,6 +118,8 @@ def up(settings: Settings, *, pg_port: int) -> int:
             "ELDERCARE_MQTT_URL": mqtt_url,
             "ELDERCARE_DATA_DIR": str(settings.data_dir.resolve()),
         }
+        if stack.broker is not None and not stack.broker.shared_subscriptions:
+            env["ELDERCARE_MQTT_SHARED"] = "false"  # amqtt has no $share/…
         for name, factory in SERVICES.items():
             port = getattr(settings, f"{name}_port")
             stack.processes[name] = subprocess.Popen(
@@ -125,13 +139,37 @@ def up(settings: Settings, *, pg_port: int) -> int:
                 ],
                 env=env,
             )
-        for name, proc in stack.processes.items():
-            wait_for_port(getattr(settings, f"{name}_port"), timeout=60, process=proc)
+        for name in SERVICES:
+            wait_for_port(
+                getattr(settings, f"{name}_port"), timeout=60, process=stack.processes[name]
+            )
+        cli = [sys.executable, "-m", "services.cli"]
+        stack.processes["ingest"] = subprocess.Popen(
+            [*cli, "ingest", "--client-id", "eldercare-up-ingest"], env=env
+        )
+        if options.emulator:
+            # Registers its homes through the registry (idempotently, by seed), then publishes.
+            stack.processes["emulator"] = subprocess.Popen(
+                [
+                    *cli,
+                    "emulate",
+                    "--homes",
+                    str(options.homes),
+                    "--seed",
+                    str(options.seed),
+                    "--register",
+                    "--quiet",
+                ],
+                env=env,
+            )
         token = TokenCodec(settings).issue(role="admin", sub="admin", ttl=30 * 24 * 3600)
         print("\neldercare is up")
         for name in SERVICES:
             url = settings.service_url(name)
             print(f"  {name:<10} {url}   docs: {url}/docs")
+        print("  ingest     worker running (MQTT → PostgreSQL → alerts)")
+        if options.emulator:
+            print(f"  emulator   {options.homes} homes (seed {options.seed})")
         print(f"  database   {_redacted(database_url)}")
         print(f"  mqtt       {_redacted(mqtt_url)}")
         print(f"\nadmin token (30 days):\n  {token}\n")
@@ -163,10 +201,18 @@ def _supervise(stack: Stack) -> int:
     signal.signal(signal.SIGINT, _stop)
     try:
         while not stopping:
-            for name, proc in (stack.processes or {}).items():
-                if proc.poll() is not None:
-                    print(f"{name} exited with {proc.returncode}; stopping", file=sys.stderr)
-                    stopping = True
+            for name, proc in list((stack.processes or {}).items()):
+                if proc.poll() is None:
+                    continue
+                if name in stack.optional:
+                    print(
+                        f"{name} exited with {proc.returncode}; the rest keeps running",
+                        file=sys.stderr,
+                    )
+                    del stack.processes[name]
+                    continue
+                print(f"{name} exited with {proc.returncode}; stopping", file=sys.stderr)
+                stopping = True
             time.sleep(0.5)
     finally:
         print("\nstopping…")

@@ -27,6 +27,7 @@ def _env(tmp: Path, **ports: int) -> dict[str, str]:
             "ELDERCARE_PG_PORT": str(ports.get("pg") or free_port()),
             "ELDERCARE_MQTT_PORT": str(ports.get("mqtt") or free_port()),
             "ELDERCARE_REGISTRY_PORT": str(ports.get("registry") or free_port()),
+            "ELDERCARE_TELEMETRY_PORT": str(ports.get("telemetry") or free_port()),
         }
     )
     return env
@@ -49,17 +50,40 @@ def _read_until(proc: subprocess.Popen, pattern: str, timeout: float) -> str:
     raise AssertionError(f"{pattern!r} not seen within {timeout}s:\n{''.join(seen)}")
 
 
-def _up_once(env: dict[str, str]) -> int:
+def _up_once(env: dict[str, str]) -> dict:
+    """Start `eldercare up` with 2 emulated homes, see data flow end to end, Ctrl-C it."""
     proc = subprocess.Popen(
-        [*EXE, "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [*EXE, "up", "--homes", "2"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         out = _read_until(proc, r"Ctrl-C stops everything", timeout=120)
         token = re.search(r"admin token \(30 days\):\n\s+(\S+)", out).group(1)
-        url = re.search(r"registry\s+(http://\S+)", out).group(1)
-        r = httpx.get(f"{url}/v1/elders", headers={"Authorization": f"Bearer {token}"})
-        assert r.status_code == 200
-        return len(r.json()["items"])
+        registry = re.search(r"registry\s+(http://\S+)", out).group(1)
+        telemetry = re.search(r"telemetry\s+(http://\S+)", out).group(1)
+        auth = {"Authorization": f"Bearer {token}"}
+        demo = httpx.get(f"{registry}/v1/elders", headers=auth).json()["items"]
+        assert {"陈阿婆", "林阿公"} <= {e["name"] for e in demo}
+        # the emulator registers its homes, the ingest stores what their gateways publish
+        deadline = time.monotonic() + 90
+        while True:
+            gateways = httpx.get(
+                f"{registry}/v1/devices", headers=auth, params={"limit": 200}
+            ).json()["items"]
+            gateways = [d for d in gateways if d["kind"] == "gateway"]
+            events = [
+                httpx.get(f"{telemetry}/v1/devices/{g['device_id']}/events", headers=auth).json()
+                for g in gateways
+            ]
+            if len(gateways) >= 2 and all(events):
+                break
+            assert time.monotonic() < deadline, f"no telemetry flowing: {gateways} {events}"
+            time.sleep(0.5)
+        elders = httpx.get(f"{registry}/v1/elders", headers=auth).json()["items"]
+        return {"elders": len(elders), "gateways": len(gateways)}
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(60) == 0
@@ -67,10 +91,11 @@ def _up_once(env: dict[str, str]) -> int:
 
 def test_up_serves_the_demo_district_and_stops_cleanly(tmp_path):
     env = _env(tmp_path)
-    assert _up_once(env) == 4
+    first = _up_once(env)
+    assert first == {"elders": 6, "gateways": 2}  # 4 demo elders + 2 emulated homes
     assert not (tmp_path / "pg" / "postmaster.pid").exists(), "PostgreSQL left running"
-    # a second start reuses the data and does not seed twice
-    assert _up_once(env) == 4
+    # a second start reuses the data and creates nothing twice
+    assert _up_once(env) == first
 
 
 def test_up_names_the_variable_when_a_port_is_taken(tmp_path):
