@@ -97,3 +97,12 @@ async def telemetry(settings: Settings) -> AsyncIterator[Api]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://telemetry") as client:
             yield Api(client, app)
+
+
+@pytest.fixture
+def recorder():
+    from tests.recorder import Recorder, RecorderServer
+
+    rec = Recorder()
+    with RecorderServer(rec):
+        yield rec

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from datetime import UTC, datetime
 
 import orjson
 
+from services.telemetry.ingest.worker import IngestWorker
+from services.telemetry.outbox.relay import Relay
 from tests.integration.builders import make_bed, make_elder, make_org
 
 KINDS = {
@@ -63,3 +67,22 @@ def msg(
         **fields,
     }
     return f"eldercare/v1/{home['gateway']}/{device}/{event}", orjson.dumps(body)
+
+
+@contextlib.asynccontextmanager
+async def running(settings, broker, recorder, client_id="ingest-test"):
+    """A worker and a relay, yielded once the worker's subscription is in place.
+
+    Every test uses the same client id: the session is persistent, and a second id would
+    leave a dormant member in the shared-subscription group that takes its turn at messages.
+    """
+    stop = asyncio.Event()
+    s = settings.model_copy(update={"mqtt_url": broker.url, "dispatch_url": recorder.url})
+    worker = IngestWorker(s, client_id=client_id)
+    tasks = [asyncio.create_task(worker.run(stop)), asyncio.create_task(Relay(s).run(stop))]
+    try:
+        assert await asyncio.to_thread(worker.subscribed.wait, 15), "worker never subscribed"
+        yield worker
+    finally:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), 15)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 
 import asyncpg
@@ -11,10 +10,7 @@ import orjson
 import paho.mqtt.client as mqtt
 import pytest
 
-from services.telemetry.ingest.worker import IngestWorker
-from services.telemetry.outbox.relay import Relay
-from tests.integration.telemetry_helpers import make_home, msg
-from tests.recorder import Recorder, RecorderServer
+from tests.integration.telemetry_helpers import make_home, msg, running
 from tests.waiting import eventually
 
 
@@ -23,32 +19,6 @@ def publisher(port: int) -> mqtt.Client:
     client.connect("127.0.0.1", port)
     client.loop_start()
     return client
-
-
-@contextlib.asynccontextmanager
-async def running(settings, broker, recorder, client_id="ingest-test"):
-    """A worker and a relay, yielded once the worker's subscription is in place.
-
-    Every test uses the same client id: the session is persistent, and a second id would
-    leave a dormant member in the shared-subscription group that takes its turn at messages.
-    """
-    stop = asyncio.Event()
-    s = settings.model_copy(update={"mqtt_url": broker.url, "dispatch_url": recorder.url})
-    worker = IngestWorker(s, client_id=client_id)
-    tasks = [asyncio.create_task(worker.run(stop)), asyncio.create_task(Relay(s).run(stop))]
-    try:
-        assert await asyncio.to_thread(worker.subscribed.wait, 15), "worker never subscribed"
-        yield worker
-    finally:
-        stop.set()
-        await asyncio.wait_for(asyncio.gather(*tasks), 15)
-
-
-@pytest.fixture
-def recorder():
-    rec = Recorder()
-    with RecorderServer(rec):
-        yield rec
 
 
 @pytest.fixture
