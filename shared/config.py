@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     ingest_batch_max: int = 500
     ingest_flush_ms: int = 50
     ingest_queue_max: int = 20_000
+    # Prometheus /metrics of the ingest process (it has no HTTP API of its own); 0 = off.
+    ingest_metrics_port: int = 9108
     telemetry_retention_days: int = 400
 
     db_pool_size: int = 10

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import FastAPI
 
 from services.telemetry import __doc__ as DESCRIPTION
@@ -12,6 +14,7 @@ from services.telemetry.visits import router as visits
 from shared import app as app_factory
 from shared.config import Settings, get_settings
 from shared.db import plain_url
+from shared.mqtt import parse_url
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -24,6 +27,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def stop_broadcaster(app: FastAPI) -> None:
         await app.state.broadcaster.stop()
 
+    async def check_broker(request) -> None:
+        address = parse_url(settings.mqtt_url or f"mqtt://127.0.0.1:{settings.mqtt_port}")
+        _, writer = await asyncio.wait_for(asyncio.open_connection(address.host, address.port), 2.0)
+        writer.close()
+        await writer.wait_closed()
+
     return app_factory.create_app(
         service="telemetry",
         title="Eldercare telemetry",
@@ -32,4 +41,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings=settings,
         on_startup=[start_broadcaster],
         on_shutdown=[stop_broadcaster],
+        ready_checks={"broker": check_broker},
     )

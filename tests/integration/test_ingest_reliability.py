@@ -11,10 +11,12 @@ import threading
 from datetime import UTC, datetime
 
 import asyncpg
+import httpx
 import orjson
 import paho.mqtt.client as mqtt
 import pytest
 
+from shared.embedded import free_port
 from tests.integration.telemetry_helpers import make_home
 from tests.waiting import eventually
 
@@ -22,7 +24,7 @@ TOTAL = 20_000
 KILL_AT = (4_000, 11_000)
 
 
-def start_worker(settings, broker) -> subprocess.Popen:
+def start_worker(settings, broker, metrics_port: int = 0) -> subprocess.Popen:
     env = {
         **os.environ,
         "ELDERCARE_DATABASE_URL": settings.database_url,
@@ -30,6 +32,7 @@ def start_worker(settings, broker) -> subprocess.Popen:
         "ELDERCARE_LOG_LEVEL": "WARNING",
         "ELDERCARE_DATA_DIR": str(settings.data_dir),
         "ELDERCARE_JWT_SECRET": settings.jwt_secret,
+        "ELDERCARE_INGEST_METRICS_PORT": str(metrics_port),
     }
     return subprocess.Popen(
         [
@@ -60,7 +63,8 @@ async def test_kill_9_twice_loses_and_doubles_nothing(registry, settings, broker
             device,
         )
 
-    worker = start_worker(settings, broker)
+    metrics_port = free_port()
+    worker = start_worker(settings, broker, metrics_port)
     published = threading.Event()
 
     def publish_all() -> None:
@@ -108,9 +112,12 @@ async def test_kill_9_twice_loses_and_doubles_nothing(registry, settings, broker
             await eventually(lambda t=threshold: _at_least(stored, t), within=120)
             worker.send_signal(signal.SIGKILL)
             worker.wait(10)
-            worker = start_worker(settings, broker)
+            worker = start_worker(settings, broker, metrics_port)
         await eventually(lambda: _flag(published), within=180)
         await eventually(lambda: _at_least(stored, TOTAL), within=180)
+        async with httpx.AsyncClient() as client:
+            metrics = (await client.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
+        assert 'eldercare_ingest_events_total{event="vitals"}' in metrics
         rows = await db.fetchrow(
             "SELECT count(*) AS n, count(DISTINCT msg_id) AS distinct_ids, "
             "count(*) FILTER (WHERE msg_id ~ '^r-[0-9]+$') AS ours FROM telemetry.events "

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import orjson
 import pytest
+from prometheus_client import REGISTRY
 
 from services.telemetry.ingest.pipeline import Message, Pipeline
 from tests.integration.telemetry_helpers import make_home, msg
@@ -93,8 +94,18 @@ async def test_garbage_goes_to_dead_letters_and_the_batch_goes_on(registry, conn
             orjson.dumps({"msg_id": "n", "ts": "2026-01-01T00:00:00"}),
         ),  # no offset, no reading
     ]
+    before = (
+        REGISTRY.get_sample_value(
+            "eldercare_ingest_dead_letters_total", {"reason": "unknown_device"}
+        )
+        or 0
+    )
     out = await run(conn, Pipeline(), good, *garbage)
     assert out.stored == 1 and out.dead == len(garbage)
+    after = REGISTRY.get_sample_value(
+        "eldercare_ingest_dead_letters_total", {"reason": "unknown_device"}
+    )
+    assert after == before + 1
     rows = await conn.fetch(
         "SELECT reason FROM telemetry.dead_letters WHERE topic LIKE $1 OR topic LIKE $2 "
         "ORDER BY id",

@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import signal
+
+from prometheus_client import start_http_server
 
 from services.telemetry import monitor as monitor_loop
 from services.telemetry.ingest.worker import IngestWorker
 from services.telemetry.outbox.relay import Relay
 from shared.config import Settings, get_settings
 from shared.observability import configure_logging
+
+log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,6 +54,15 @@ def run(args: argparse.Namespace) -> int:
         print("eldercare ingest: set ELDERCARE_DATABASE_URL")
         return 2
     configure_logging("ingest", level=settings.log_level, json=settings.log_json)
+    if settings.ingest_metrics_port:
+        try:
+            start_http_server(settings.ingest_metrics_port, addr="0.0.0.0")
+        except OSError as exc:  # a second replica on the same host: run without /metrics
+            log.warning(
+                "metrics port %s unavailable (%s); set ELDERCARE_INGEST_METRICS_PORT",
+                settings.ingest_metrics_port,
+                exc,
+            )
 
     async def main() -> None:
         stop = asyncio.Event()

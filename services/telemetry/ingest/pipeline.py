@@ -8,6 +8,8 @@ in that same transaction, so nothing is lost and nothing stops the batch.
 from __future__ import annotations
 
 import logging
+import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -24,6 +26,7 @@ log = logging.getLogger(__name__)
 EVENTS_STORED = Counter("eldercare_ingest_events_total", "events stored", ["event"])
 DUPLICATES = Counter("eldercare_ingest_duplicates_total", "redelivered events dropped")
 DEAD_LETTERS = Counter("eldercare_ingest_dead_letters_total", "messages refused", ["reason"])
+THRESHOLDS_TTL_S = 30.0
 ALERTS = Counter("eldercare_alerts_raised_total", "alerts raised", ["kind", "severity"])
 
 
@@ -113,7 +116,7 @@ class Pipeline:
     ) -> None:
         self.directory = directory or DeviceDirectory()
         self.config = config or rules.defaults()
-        self._thresholds_cache: dict = {}
+        self._thresholds_cache: dict[uuid.UUID, tuple[float, dict[str, rules.Threshold]]] = {}
 
     async def process(self, conn: asyncpg.Connection, messages: list[Message]) -> Outcome:
         """Store and evaluate ``messages``; the caller owns the transaction."""
@@ -296,10 +299,20 @@ class Pipeline:
         return raised
 
     async def _thresholds(self, conn, elder_id) -> dict[str, rules.Threshold]:
+        """The elder's thresholds, cached briefly: vitals are most of the traffic, and an
+        override edited in the console takes effect within ``THRESHOLDS_TTL_S``."""
+        now = time.monotonic()
+        hit = self._thresholds_cache.get(elder_id)
+        if hit is not None and hit[0] > now:
+            return hit[1]
         overrides = await conn.fetchval(
             "SELECT thresholds FROM telemetry.elder_settings WHERE elder_id = $1", elder_id
         )
-        return rules.thresholds_for(orjson.loads(overrides) if overrides else None)
+        thresholds = rules.thresholds_for(orjson.loads(overrides) if overrides else None)
+        if len(self._thresholds_cache) > 100_000:
+            self._thresholds_cache.clear()
+        self._thresholds_cache[elder_id] = (now + THRESHOLDS_TTL_S, thresholds)
+        return thresholds
 
     async def _gateway_status(
         self, conn, status: contract.Status, received_at: datetime
