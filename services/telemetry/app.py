@@ -10,6 +10,7 @@ from services.telemetry import __doc__ as DESCRIPTION
 from services.telemetry.alerts.router import router as alerts
 from services.telemetry.alerts.stream import Broadcaster
 from services.telemetry.events.router import router as events
+from services.telemetry.settings_router import router as monitoring
 from services.telemetry.visits import router as visits
 from shared import app as app_factory
 from shared.config import Settings, get_settings
@@ -37,7 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         service="telemetry",
         title="Eldercare telemetry",
         description=DESCRIPTION or "",
-        routers=[alerts, events, visits],
+        routers=[alerts, events, visits, monitoring],
         settings=settings,
         on_startup=[start_broadcaster],
         on_shutdown=[stop_broadcaster],

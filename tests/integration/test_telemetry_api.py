@@ -196,3 +196,46 @@ async def test_sse_stream_is_live_and_resumable(registry, telemetry, database_ur
     ):
         with pytest.raises(TimeoutError):
             await read_until(r.aiter_lines(), lambda e: True, within=2.5)
+
+
+async def test_monitoring_settings(registry, telemetry, database_url):
+    home = await make_home(registry)
+    path = f"/v1/elders/{home['elder_id']}/monitoring"
+    assert (await telemetry.get(path)).json() == {
+        "thresholds": {},
+        "schedule": {
+            "day_start": None,
+            "day_end": None,
+            "night_start": None,
+            "night_end": None,
+            "inactivity_hours": None,
+            "bed_exit_minutes": None,
+        },
+    }
+    body = {
+        "thresholds": {"spo2": {"warn_low": 88, "crit_low": 85, "repeat": 1}},
+        "schedule": {"day_start": "08:30", "inactivity_hours": 3},
+    }
+    r = await telemetry.client.put(
+        path, json=body, headers=telemetry.auth("community", region="350212")
+    )
+    assert r.status_code == 200, r.text
+    stored = (await telemetry.get(path)).json()
+    assert stored["thresholds"]["spo2"]["warn_low"] == 88
+    assert stored["schedule"]["day_start"] == "08:30"
+    # the pipeline applies the override
+    await ingest(database_url, msg(home, "vit", "vitals", spo2=89))
+    alerts = (await telemetry.get("/v1/alerts", params={"elder_id": home["elder_id"]})).json()
+    assert alerts["items"] == []
+    for bad in (
+        {"thresholds": {"spo2": {"warn_low": 99, "warn_high": 95}}},
+        {"thresholds": {"pulse": {"warn_low": 1}}},
+        {"schedule": {"day_start": "25:00"}},
+        {"schedule": {"inactivity_hours": -1}},
+    ):
+        r = await telemetry.client.put(path, json=bad, headers=telemetry.auth("admin"))
+        assert r.status_code == 422, bad
+    r = await telemetry.client.put(
+        path, json=body, headers=telemetry.auth("family", elder=home["elder_id"])
+    )
+    assert r.status_code == 403
