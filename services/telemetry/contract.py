@@ -155,8 +155,20 @@ def _validate(gateway: str, device: str, event: str, obj: Any) -> Event:
     return Event(gateway, device, event, model.msg_id, model.ts.astimezone(UTC), data)
 
 
-def parse(topic: str, payload: bytes) -> list[Event] | Status:
-    """Events carried by one MQTT message (several for ``…/batch``), or a gateway status."""
+@dataclass(frozen=True, slots=True)
+class RefusedItem:
+    """One bad item of a batch: refused alone, so it cannot take its neighbours with it."""
+
+    index: int
+    item: Any
+    refused: Refused
+
+
+def parse(topic: str, payload: bytes) -> list[Event | RefusedItem] | Status:
+    """Events carried by one MQTT message (several for ``…/batch``), or a gateway status.
+
+    A malformed message raises ``Refused``; in a well-formed batch, each bad item comes back
+    as a ``RefusedItem`` among the good events."""
     if len(payload) > MAX_PAYLOAD:
         raise Refused("too_large", f"{len(payload)} bytes > {MAX_PAYLOAD}")
     gateway, device, event = split_topic(topic)
@@ -175,12 +187,19 @@ def parse(topic: str, payload: bytes) -> list[Event] | Status:
         raise Refused("not_an_object", "a batch must be a non-empty JSON array")
     if len(obj) > MAX_BATCH:
         raise Refused("too_large", f"batch of {len(obj)} > {MAX_BATCH}")
-    events = []
-    for item in obj:
-        if not isinstance(item, dict):
-            raise Refused("not_an_object", "batch items must be objects")
-        dev, ev = item.get("device_id"), item.get("event")
-        if not isinstance(dev, str) or not isinstance(ev, str) or ev not in MODELS:
-            raise Refused("invalid_field", "batch item needs device_id and a known event")
-        events.append(_validate(gateway, _check_id(dev, "device"), ev, item))
+    events: list[Event | RefusedItem] = []
+    for index, item in enumerate(obj):
+        try:
+            events.append(_batch_item(gateway, item))
+        except Refused as refused:
+            events.append(RefusedItem(index, item, refused))
     return events
+
+
+def _batch_item(gateway: str, item: Any) -> Event:
+    if not isinstance(item, dict):
+        raise Refused("not_an_object", "batch items must be objects")
+    dev, ev = item.get("device_id"), item.get("event")
+    if not isinstance(dev, str) or not isinstance(ev, str) or ev not in MODELS:
+        raise Refused("invalid_field", "batch item needs device_id and a known event")
+    return _validate(gateway, _check_id(dev, "device"), ev, item)

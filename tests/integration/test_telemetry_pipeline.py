@@ -245,3 +245,34 @@ async def test_batch_topic(registry, conn):
     assert (out.stored, out.duplicates) == (0, 21)
     out = await run(conn, Pipeline(), (topic, orjson.dumps([{"device_id": 1}])))
     assert out.dead == 1
+
+
+async def test_one_bad_item_does_not_sink_an_emergency_in_the_same_batch(registry, conn):
+    home = await make_home(registry)
+    ts = datetime.now(UTC).isoformat()
+    items = [
+        {
+            "device_id": home["devices"]["vit"],
+            "event": "vitals",
+            "msg_id": "v-bad",
+            "ts": ts,
+            "heart_rate": 999,
+        },
+        {
+            "device_id": home["devices"]["btn"],
+            "event": "emergency",
+            "msg_id": "e-in-batch",
+            "ts": ts,
+            "button": "pendant",
+        },
+    ]
+    out = await run(
+        conn, Pipeline(), (f"eldercare/v1/{home['gateway']}/batch", orjson.dumps(items))
+    )
+    assert (out.stored, out.dead) == (1, 1)
+    assert out.alerts and out.alerts[0].startswith("emergency:new")
+    reason = await conn.fetchval(
+        "SELECT reason FROM telemetry.dead_letters WHERE topic = $1",
+        f"eldercare/v1/{home['gateway']}/batch#0",
+    )
+    assert reason == "out_of_range"

@@ -44,7 +44,6 @@ def test_vitals_parse_with_offset_to_utc():
         ("eldercare/v1/g/vit-001/vitals", body(heart_rate=70), "bad_topic"),
         ("eldercare/v1/gw-001/status", b"maybe", "invalid_field"),
         ("eldercare/v1/gw-001/batch", b"{}", "not_an_object"),
-        ("eldercare/v1/gw-001/batch", orjson.dumps([{"event": "vitals"}]), "invalid_field"),
     ],
 )
 def test_refusals_name_a_reason(topic, payload, reason):
@@ -120,3 +119,32 @@ def test_any_json_object_is_parsed_or_refused(event, fields):
         assert refused.reason
     except orjson.JSONEncodeError:
         pass  # hypothesis made a value orjson cannot encode (e.g. huge int): not our input
+
+
+def test_urgent_detection_sees_emergencies_inside_batches():
+    from services.telemetry.ingest.worker import is_urgent
+
+    assert is_urgent("eldercare/v1/gw-1/btn-1/emergency", b"{}")
+    assert is_urgent("eldercare/v1/gw-1/fall-1/fall", b"{}")
+    assert is_urgent("eldercare/v1/gw-1/status", b"offline")
+    assert is_urgent("eldercare/v1/gw-1/batch", b'[{"event":"emergency"}]')
+    assert not is_urgent("eldercare/v1/gw-1/batch", b'[{"event":"vitals"}]')
+    assert not is_urgent("eldercare/v1/gw-1/vit-1/vitals", b'{"note":"fall"}')
+
+
+def test_bad_batch_items_are_refused_one_by_one():
+    from services.telemetry.contract import RefusedItem
+
+    items = [
+        {"event": "vitals"},
+        {
+            "device_id": "vit-001",
+            "event": "vitals",
+            "msg_id": "ok",
+            "ts": "2026-11-26T00:00:00Z",
+            "heart_rate": 70,
+        },
+    ]
+    first, second = parse("eldercare/v1/gw-001/batch", orjson.dumps(items))
+    assert isinstance(first, RefusedItem) and first.refused.reason == "invalid_field"
+    assert isinstance(second, Event) and second.msg_id == "ok"

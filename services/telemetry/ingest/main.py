@@ -15,6 +15,7 @@ from services.telemetry.ingest.worker import IngestWorker
 from services.telemetry.outbox.relay import Relay
 from shared.config import Settings, get_settings
 from shared.observability import configure_logging
+from shared.tasks import supervised
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +41,14 @@ async def serve(
     stop: asyncio.Event,
 ) -> None:
     worker = IngestWorker(settings, client_id=client_id)
-    tasks = [asyncio.create_task(worker.run(stop))]
+    # Each part restarts on its own failure: a relay or monitor error never stops ingest.
+    tasks = [asyncio.create_task(supervised("ingest", lambda: worker.run(stop)))]
     if relay:
-        tasks.append(asyncio.create_task(Relay(settings).run(stop)))
+        tasks.append(asyncio.create_task(supervised("relay", lambda: Relay(settings).run(stop))))
     if monitor:
-        tasks.append(asyncio.create_task(monitor_loop.run(settings, stop)))
+        tasks.append(
+            asyncio.create_task(supervised("monitor", lambda: monitor_loop.run(settings, stop)))
+        )
     await asyncio.gather(*tasks)
 
 

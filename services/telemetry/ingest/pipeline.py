@@ -37,6 +37,7 @@ class Message:
     received_at: datetime
     mid: int = 0
     qos: int = 1
+    generation: int = 0  # the MQTT connection it arrived on
 
 
 @dataclass
@@ -132,8 +133,21 @@ class Pipeline:
                 continue
             if isinstance(parsed, contract.Status):
                 statuses.append((parsed, m.received_at))
-            else:
-                events.extend((e, m.received_at) for e in parsed)
+                continue
+            for item in parsed:
+                if isinstance(item, contract.RefusedItem):
+                    payload = orjson.dumps(item.item, option=orjson.OPT_NON_STR_KEYS)
+                    dead.append(
+                        (
+                            m.received_at,
+                            f"{m.topic}#{item.index}",
+                            payload,
+                            item.refused.reason,
+                            item.refused.detail,
+                        )
+                    )
+                else:
+                    events.append((item, m.received_at))
         devices = await self.directory.resolve(conn, {e.device_id for e, _ in events})
         accepted: list[tuple[contract.Event, datetime]] = []
         seen_keys: set[tuple[str, str]] = set()

@@ -28,10 +28,12 @@ import paho.mqtt.client as mqtt
 from prometheus_client import Counter, Gauge
 
 from services.telemetry import contract
+from services.telemetry.alerts import store
 from services.telemetry.ingest.pipeline import DEAD_LETTERS, Message, Pipeline
 from shared.config import Settings
 from shared.db import plain_url
 from shared.mqtt import BrokerAddress, new_client, parse_url, set_nodelay
+from shared.tasks import supervised
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +41,28 @@ SHARED_TOPIC = "$share/ingest/eldercare/v1/#"
 PLAIN_TOPIC = "eldercare/v1/#"
 SHED = Counter("eldercare_ingest_shed_total", "messages shed under overload", ["event"])
 QUEUE = Gauge("eldercare_ingest_queue", "messages waiting", ["queue"])
-URGENT_SUFFIXES = tuple(f"/{e}" for e in contract.URGENT)
+URGENT_SUFFIXES = (*(f"/{e}" for e in contract.URGENT), "/status")
+_URGENT_MARKERS = tuple(f'"{e}"'.encode() for e in contract.URGENT)
+RETRY_LIMIT = 3  # attempts at one message before it is set aside as unprocessable
+
+# Errors that say something about the message, not about the database's health.
+DATA_ERRORS = (
+    asyncpg.DataError,
+    asyncpg.IntegrityConstraintViolationError,
+    asyncpg.SyntaxOrAccessError,
+    ValueError,
+    TypeError,
+    KeyError,
+    AttributeError,
+)
+
+
+def is_urgent(topic: str, payload: bytes) -> bool:
+    """Emergencies, falls and gateway status go first and are never shed — also when a
+    gateway puts an emergency into a batch (a cheap byte check, no JSON parsing here)."""
+    if topic.endswith(URGENT_SUFFIXES):
+        return True
+    return topic.endswith("/batch") and any(m in payload for m in _URGENT_MARKERS)
 
 
 class IngestWorker:
@@ -64,6 +87,7 @@ class IngestWorker:
         self._urgent_ready = asyncio.Event()
         self._bulk_ready = asyncio.Event()
         self._client: mqtt.Client | None = None
+        self._generation = 0
 
     # --- paho thread -------------------------------------------------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -71,6 +95,9 @@ class IngestWorker:
             log.error("broker refused the connection: %s", reason_code)
             return
         set_nodelay(client)
+        # Packet ids restart with each connection: acks for older messages must not be sent
+        # (the broker redelivers those, and the id may now name another message).
+        self._generation += 1
         topic = PLAIN_TOPIC if self.shared is False else SHARED_TOPIC
         client.subscribe(topic, qos=1)
         log.info(
@@ -97,9 +124,11 @@ class IngestWorker:
         self.subscribed.set()
 
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
-        item = Message(msg.topic, msg.payload, datetime.now(UTC), msg.mid, msg.qos)
+        item = Message(
+            msg.topic, msg.payload, datetime.now(UTC), msg.mid, msg.qos, self._generation
+        )
         assert self._loop is not None
-        if msg.topic.endswith(URGENT_SUFFIXES):
+        if is_urgent(msg.topic, msg.payload):
             self.urgent.append(item)
             self._loop.call_soon_threadsafe(self._urgent_ready.set)
             return
@@ -132,8 +161,8 @@ class IngestWorker:
         client.connect_async(self.address.host, self.address.port, keepalive=30)
         client.loop_start()
         tasks = [
-            asyncio.create_task(self._consume(pool, urgent=True), name="urgent"),
-            asyncio.create_task(self._consume(pool, urgent=False), name="bulk"),
+            asyncio.create_task(supervised("urgent", lambda: self._consume(pool, urgent=True))),
+            asyncio.create_task(supervised("bulk", lambda: self._consume(pool, urgent=False))),
         ]
         try:
             await stop.wait()
@@ -169,49 +198,75 @@ class IngestWorker:
             await self._commit(pool, batch)
 
     async def _commit(self, pool: asyncpg.Pool, batch: list[Message]) -> None:
-        """Store ``batch`` and ack it; retried until the database takes it (never dropped)."""
-        delay = 0.1
+        """Store ``batch`` and ack it. Never raises and never drops: database trouble is
+        retried until it passes; a message that fails by itself is set aside (dead letter,
+        and an alert if it was urgent) after ``RETRY_LIMIT`` attempts."""
+        delay, attempts = 0.1, 0
         while True:
             try:
                 async with pool.acquire() as conn, conn.transaction():
                     outcome = await self.pipeline.process(conn, batch)
+                self.stored += outcome.stored
                 break
-            except (
-                OSError,
-                asyncpg.PostgresConnectionError,
-                asyncpg.InterfaceError,
-                asyncpg.exceptions.CannotConnectNowError,
-            ) as exc:
-                log.warning("database unavailable (%s); retrying in %.1fs", exc, delay)
+            except DATA_ERRORS:
+                attempts += 1
+                if len(batch) > 1:
+                    log.exception("batch of %d failed; splitting it", len(batch))
+                    half = len(batch) // 2
+                    await self._commit(pool, batch[:half])
+                    await self._commit(pool, batch[half:])
+                    return
+                if attempts >= RETRY_LIMIT:
+                    await self._quarantine(pool, batch[0])
+                    break
+            except Exception as exc:  # the database, the network, the pool: wait and retry
+                log.warning(
+                    "storing %d message(s) failed (%s: %s); retrying in %.1fs",
+                    len(batch),
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-            except Exception:
-                if len(batch) == 1:
-                    await self._quarantine(pool, batch[0])
-                    outcome = None
-                    break
-                # One message breaks the batch: split it so the rest goes through.
-                log.exception("batch of %d failed; splitting it", len(batch))
-                half = len(batch) // 2
-                await self._commit(pool, batch[:half])
-                await self._commit(pool, batch[half:])
-                return
-        if outcome is not None:
-            self.stored += outcome.stored
+        self._ack(batch)
+
+    def _ack(self, batch: list[Message]) -> None:
         client = self._client
         assert client is not None
         for item in batch:
-            if item.qos:
+            if item.qos and item.generation == self._generation:
                 client.ack(item.mid, item.qos)
 
     async def _quarantine(self, pool: asyncpg.Pool, item: Message) -> None:
-        log.exception("message on %s could not be processed; dead-lettered", item.topic)
+        log.error("message on %s could not be processed; dead-lettered", item.topic)
         DEAD_LETTERS.labels("processing_error").inc()
-        async with pool.acquire() as conn:
-            await conn.execute(
-                "INSERT INTO telemetry.dead_letters (received_at, topic, payload, reason, detail)"
-                " VALUES ($1, $2, $3, 'processing_error', 'the pipeline raised; see logs')",
-                item.received_at,
-                item.topic,
-                item.payload,
-            )
+        delay = 0.1
+        while True:
+            try:
+                async with pool.acquire() as conn, conn.transaction():
+                    await conn.execute(
+                        "INSERT INTO telemetry.dead_letters (received_at, topic, payload, reason,"
+                        " detail) VALUES ($1, $2, $3, 'processing_error', "
+                        "'the pipeline raised; see the ingest logs')",
+                        item.received_at,
+                        item.topic,
+                        item.payload,
+                    )
+                    if is_urgent(item.topic, item.payload) and not item.topic.endswith("/status"):
+                        # Whatever broke, a person must still hear about a possible emergency.
+                        parts = item.topic.split("/")
+                        await store.raise_alert(
+                            conn,
+                            kind="unprocessed_emergency",
+                            severity="critical",
+                            subject=parts[2] if len(parts) > 2 else "unknown",
+                            at=item.received_at,
+                            gateway_id=parts[2] if len(parts) > 2 else None,
+                            details={"topic": item.topic[:200]},
+                        )
+                return
+            except Exception as exc:
+                log.warning("dead-lettering failed (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
