@@ -225,7 +225,7 @@ class EmbeddedBroker:
             "persistence false",
             "set_tcp_nodelay true",
             "max_queued_messages 100000",
-            "max_inflight_messages 0",
+            "max_inflight_messages 1000",  # as in deploy/mosquitto/mosquitto.conf
             f"user {getpass.getuser()}",
             "log_dest stderr",
             "log_type error",

@@ -165,3 +165,14 @@ def test_k8s_rest_probes_and_ingest_replicas():
         assert service["spec"]["ports"][0]["port"] == port
     ingest = yaml.safe_load((K8S / "ingest.yaml").read_text("utf-8"))
     assert ingest["spec"]["replicas"] == 2
+
+
+def test_mosquitto_conf_matches_what_the_ingest_needs():
+    conf = (DEPLOY / "mosquitto" / "mosquitto.conf").read_text()
+    settings = dict(
+        line.split(None, 1) for line in conf.splitlines() if line and not line.startswith("#")
+    )
+    assert int(settings["max_inflight_messages"]) >= 1000  # default 20 throttles ingest
+    assert int(settings["max_queued_messages"]) >= 100_000
+    assert settings["set_tcp_nodelay"] == "true"
+    assert settings["persistence"] == "true"  # persistent sessions survive broker restarts
