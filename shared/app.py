@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
@@ -28,6 +29,7 @@ from shared.observability import (
     configure_logging,
     health_router,
 )
+from shared.pii import PiiCipher
 from shared.uow import UnitOfWorkMiddleware
 
 log = logging.getLogger(__name__)
@@ -106,6 +108,7 @@ def create_app(
     app.state.service = service
     app.state.settings = settings
     app.state.token_codec = TokenCodec(settings)
+    app.state.cipher = PiiCipher(settings.secret("pii_key"), settings.secret("pii_hash_key"))
     install_error_handlers(app)
     app.include_router(health_router({"database": check_database, **(ready_checks or {})}))
     for router in routers:
@@ -119,13 +122,19 @@ def create_app(
     app.openapi = openapi  # type: ignore[method-assign]
 
     def principal_of(scope: Scope) -> str | None:
+        """Whose Idempotency-Keys these are: the caller's identity *and* authority, so a
+        stored response is never replayed to the same subject holding another role/scope."""
         for name, value in scope["headers"]:
             if name == b"authorization":
                 _, _, token = value.decode("latin-1").partition(" ")
                 try:
-                    return app.state.token_codec.verify(token.strip()).sub
+                    p = app.state.token_codec.verify(token.strip())
                 except Unauthorized:
                     return None
+                identity = "|".join(
+                    str(v) for v in (p.sub, p.role, p.region, p.org, p.staff, p.elder)
+                )
+                return hashlib.sha256(identity.encode()).hexdigest()
         return None
 
     app.add_middleware(
@@ -133,6 +142,7 @@ def create_app(
         service=service,
         sessionmaker_of=lambda: app.state.sessionmaker,
         principal_of=principal_of,
+        cipher_of=lambda: app.state.cipher,
         max_body_bytes=settings.max_body_bytes,
     )
     for fast_path in fast_paths:

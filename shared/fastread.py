@@ -24,21 +24,23 @@ class Query:
 
     def __init__(self, build: Callable[[Hashable], Executable]) -> None:
         self._build = build
-        self._compiled: dict[Hashable, tuple[str, tuple[str, ...]]] = {}
+        self._compiled: dict[Hashable, tuple[str, tuple[str, ...], dict[str, Any]]] = {}
 
-    def sql(self, shape: Hashable) -> tuple[str, tuple[str, ...]]:
+    def sql(self, shape: Hashable) -> tuple[str, tuple[str, ...], dict[str, Any]]:
+        """SQL text, positional parameter names, and the statement's own constant values."""
         hit = self._compiled.get(shape)
         if hit is None:
             compiled = self._build(shape).compile(dialect=_DIALECT)
             names = tuple(compiled.positiontup or ())
-            hit = self._compiled[shape] = (str(compiled), names)
+            hit = self._compiled[shape] = (str(compiled), names, dict(compiled.params))
         return hit
 
     async def fetchrow(
         self, pool: asyncpg.Pool, shape: Hashable, params: Mapping[str, Any]
     ) -> asyncpg.Record | None:
-        sql, names = self.sql(shape)
-        return await pool.fetchrow(sql, *(params[n] for n in names))
+        sql, names, constants = self.sql(shape)
+        values = {**constants, **params}
+        return await pool.fetchrow(sql, *(values[n] for n in names))
 
 
 async def _keep(connection: asyncpg.Connection) -> None:

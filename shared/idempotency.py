@@ -27,7 +27,7 @@ class IdempotencyRecord(Base):
     __table_args__ = {"schema": "common"}
 
     service: Mapped[str] = mapped_column(String(32), primary_key=True)
-    principal: Mapped[str] = mapped_column(String(128), primary_key=True)
+    principal: Mapped[str] = mapped_column(String(128), primary_key=True)  # sha256 hex
     key: Mapped[str] = mapped_column(String(MAX_KEY_LENGTH), primary_key=True)
     fingerprint: Mapped[bytes] = mapped_column(LargeBinary(32))
     status: Mapped[int | None] = mapped_column(Integer)

@@ -116,13 +116,19 @@ class PiiCipher:
         self._hash_key = _derive(hash_secret, b"eldercare/pii/lookup-hmac/v1")
 
     def encrypt(self, value: str, *, context: bytes = b"") -> bytes:
-        nonce = os.urandom(12)
-        return self.VERSION + nonce + self._aead.encrypt(nonce, value.encode(), context)
+        return self.encrypt_bytes(value.encode(), context=context)
 
     def decrypt(self, blob: bytes, *, context: bytes = b"") -> str:
+        return self.decrypt_bytes(blob, context=context).decode()
+
+    def encrypt_bytes(self, value: bytes, *, context: bytes = b"") -> bytes:
+        nonce = os.urandom(12)
+        return self.VERSION + nonce + self._aead.encrypt(nonce, value, context)
+
+    def decrypt_bytes(self, blob: bytes, *, context: bytes = b"") -> bytes:
         if blob[:1] != self.VERSION:
             raise ValueError("unknown PII ciphertext version")
-        return self._aead.decrypt(blob[1:13], blob[13:], context).decode()
+        return self._aead.decrypt(blob[1:13], blob[13:], context)
 
     def lookup_hash(self, value: str) -> bytes:
         return hmac.new(self._hash_key, value.encode(), hashlib.sha256).digest()

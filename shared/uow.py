@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import idempotency
 from shared.errors import Conflict, Problem, problem_response
+from shared.pii import PiiCipher
 
 log = logging.getLogger(__name__)
 
@@ -73,13 +74,15 @@ class UnitOfWorkMiddleware:
         *,
         service: str,
         sessionmaker_of: callable,  # () -> async_sessionmaker; resolved per request (lifespan)
-        principal_of: callable,  # (headers) -> str | None: the caller's stable subject
+        principal_of: callable,  # (scope) -> str | None: whose keys these are
+        cipher_of: callable,  # () -> PiiCipher: stored responses may hold secrets
         max_body_bytes: int,
     ) -> None:
         self.app = app
         self.service = service
         self.sessionmaker_of = sessionmaker_of
         self.principal_of = principal_of
+        self.cipher_of = cipher_of
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -142,7 +145,11 @@ class UnitOfWorkMiddleware:
             # Read everything before the rollback expires the loaded record.
             same, status = earlier.fingerprint == fingerprint, earlier.status
             headers = [(k.encode(), v.encode()) for k, v in earlier.headers or []]
-            body = earlier.body or b""
+            body = (
+                self.cipher_of().decrypt_bytes(earlier.body, context=b"idempotency")
+                if earlier.body
+                else b""
+            )
             await uow.rollback()
             if not same:
                 await _send_problem(
@@ -159,7 +166,11 @@ class UnitOfWorkMiddleware:
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
             return
-        await self.app(scope, replay, _recording_send(uow, send, self.service, principal, key))
+        await self.app(
+            scope,
+            replay,
+            _recording_send(uow, send, self.service, principal, key, self.cipher_of()),
+        )
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -250,7 +261,9 @@ def _committing_send(uow: UnitOfWork, send: Send) -> Send:
     return wrapped
 
 
-def _recording_send(uow: UnitOfWork, send: Send, service: str, principal: str, key: str) -> Send:
+def _recording_send(
+    uow: UnitOfWork, send: Send, service: str, principal: str, key: str, cipher: PiiCipher
+) -> Send:
     """Buffer the response, store it with the key, commit, then send it."""
     start: Message | None = None
     chunks: list[bytes] = []
@@ -282,7 +295,8 @@ def _recording_send(uow: UnitOfWork, send: Send, service: str, principal: str, k
                 key=key,
                 status=status,
                 headers=headers,
-                body=body,
+                # encrypted at rest: a response may carry a one-time secret (gateway password)
+                body=cipher.encrypt_bytes(body, context=b"idempotency"),
             )
         problem = await _finish(uow, status)
         if problem is not None:

@@ -16,12 +16,11 @@ from services.registry.elders.router import router as elders
 from services.registry.orgs.router import router as orgs
 from shared import app as app_factory
 from shared.config import Settings, get_settings
-from shared.pii import PiiCipher
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    app = app_factory.create_app(
+    return app_factory.create_app(
         service="registry",
         title="Eldercare registry",
         description=DESCRIPTION or "",
@@ -29,5 +28,3 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings=settings,
         fast_paths=[ElderReadFastPath],
     )
-    app.state.cipher = PiiCipher(settings.secret("pii_key"), settings.secret("pii_hash_key"))
-    return app

@@ -116,3 +116,36 @@ async def test_gateway_credentials_are_shown_once(registry):
         assert r.status_code == 422, bad_id
     listed = (await registry.get("/v1/devices", params={"gateway_id": gw})).json()
     assert {d["device_id"] for d in listed["items"]} == {gw, f"btn-{gw}"}
+
+
+async def test_replayed_gateway_registration_keeps_the_password_encrypted_at_rest(registry):
+    import asyncpg
+
+    elder = await make_elder(registry)
+    gw = f"gw-{uuid.uuid4().hex[:8]}"
+    body = {"device_id": gw, "kind": "gateway", "elder_id": elder["id"]}
+    headers = {"Idempotency-Key": f"install-{gw}"}
+    first = await registry.post("/v1/devices", body, headers=headers, sub="installer-1")
+    again = await registry.post("/v1/devices", body, headers=headers, sub="installer-1")
+    assert first.status_code == again.status_code == 201
+    assert again.headers["idempotent-replayed"] == "true"
+    password = first.json()["mqtt"]["password"]
+    assert again.json()["mqtt"]["password"] == password
+    conn = await asyncpg.connect(registry.app.state.settings.database_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT body FROM common.idempotency_keys WHERE key = $1", f"install-{gw}"
+        )
+    finally:
+        await conn.close()
+    assert len(rows) == 1 and password.encode() not in rows[0]["body"]
+    # the same subject with another role is another caller: no replay of that response
+    other = await registry.post(
+        "/v1/devices",
+        body,
+        headers=headers,
+        sub="installer-1",
+        role="org_admin",
+        org=str(uuid.uuid4()),
+    )
+    assert other.status_code != 201 or other.headers.get("idempotent-replayed") != "true"

@@ -183,3 +183,31 @@ async def test_tokens_missing_their_scope_are_refused(registry):
     )
     r = await registry.client.get("/v1/elders", headers={"Authorization": f"Bearer {wrong_key}"})
     assert r.status_code == 401
+
+
+async def test_an_orgs_access_ends_with_its_bed(registry):
+    org = await make_org(registry)
+    elder = await make_elder(registry)
+    bed = await make_bed(registry, elder, org)
+    as_org = {"role": "org_admin", "org": org["id"]}
+    path = f"/v1/elders/{elder['id']}"
+    assert (await registry.get(path, **as_org)).status_code == 200
+    r = await registry.post(f"/v1/beds/{bed['id']}/terminate", {"reason": "入住机构"})
+    assert r.status_code == 200
+    assert (await registry.get(path, **as_org)).status_code == 404
+    assert (await registry.get(path, params={"x": "1"}, **as_org)).status_code == 404
+
+
+async def test_moving_an_elder_needs_an_office_covering_the_destination(registry):
+    org = await make_org(registry)
+    elder = await make_elder(registry)
+    await make_bed(registry, elder, org)
+    path = f"/v1/elders/{elder['id']}"
+    r = await registry.patch(path, {"residence_region": "350213"}, role="org_admin", org=org["id"])
+    assert r.status_code == 403
+    r = await registry.patch(
+        path, {"residence_region": "350213"}, role="community", region="350212"
+    )
+    assert r.status_code == 403
+    r = await registry.patch(path, {"residence_region": "350213"}, role="admin")
+    assert r.status_code == 200 and r.json()["residence_region"] == "350213"

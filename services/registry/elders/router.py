@@ -140,7 +140,9 @@ async def update_elder(
     principal: Principal = Writer,
 ) -> ElderRead:
     elder = await service.get(session=session, principal=principal, elder_id=elder_id)
-    elder = await service.update(session=session, cipher=cipher, elder=elder, elder_in=elder_in)
+    elder = await service.update(
+        session=session, principal=principal, cipher=cipher, elder=elder, elder_in=elder_in
+    )
     return service.to_read(elder, date.today())
 
 

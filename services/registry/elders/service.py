@@ -68,7 +68,10 @@ def scope_clause(principal: Principal) -> ColumnElement[bool]:
         org = bindparam("scope_org", values["scope_org"])
         return or_(
             Elder.registered_by_org == org,
-            exists().where(Bed.elder_id == Elder.id, Bed.org_id == org),
+            # only while the bed is open: an org's access ends with its service
+            exists().where(
+                Bed.elder_id == Elder.id, Bed.org_id == org, Bed.status != "terminated"
+            ),
         )
     if role is Role.service:
         return true()
@@ -164,9 +167,29 @@ async def create(
 
 
 async def update(
-    *, session: AsyncSession, cipher: PiiCipher, elder: Elder, elder_in: ElderUpdate
+    *,
+    session: AsyncSession,
+    principal: Principal,
+    cipher: PiiCipher,
+    elder: Elder,
+    elder_in: ElderUpdate,
 ) -> Elder:
     changes = elder_in.model_dump(exclude_unset=True)
+    moved_to = changes.get("residence_region")
+    if moved_to and moved_to != elder.residence_region:
+        # A move changes who is responsible and which local policy applies: only a civil
+        # affairs office covering the destination records it, and it is audited.
+        if principal.role in (Role.org_admin, Role.caregiver) or not principal.in_region(moved_to):
+            raise Forbidden(f"only an office covering {moved_to} may move an elder there")
+        await audit.record(
+            session,
+            service="registry",
+            principal=principal,
+            action="move",
+            resource_type="elder",
+            resource_id=elder.id,
+            fields=[f"residence_region:{elder.residence_region}->{moved_to}"],
+        )
     if "phone" in changes:
         phone = changes.pop("phone")
         elder.phone_enc = cipher.encrypt(phone, context=b"elder.phone") if phone else None
