@@ -6,12 +6,22 @@ import argparse
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
 
-from bench import registry
+from bench import ingest, registry
 from bench.common import Phase
 
-BENCHMARKS: dict[str, Callable[[registry.Options], registry.Outcome]] = {
+
+class Outcome(Protocol):
+    phases: list[Phase]  # empty when a benchmark prints its own table in ``summary``
+    summary: list[str]
+    path: Path
+
+
+BENCHMARKS: dict[str, Callable[[registry.Options], Outcome]] = {
     "registry": registry.run,
+    "ingest": ingest.run,
 }
 
 COLUMNS = (
@@ -57,7 +67,10 @@ def main(argv: list[str] | None = None) -> int:
         help=f"benchmarks to run (default: all of {', '.join(BENCHMARKS)})",
     )
     parser.add_argument(
-        "--duration", type=float, default=8.0, help="measured seconds per load phase (default 8)"
+        "--duration",
+        type=float,
+        default=8.0,
+        help="registry: measured seconds per load phase (default 8)",
     )
     parser.add_argument(
         "--elders",
@@ -77,8 +90,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== {name} ==", file=sys.stderr, flush=True)
         outcome = BENCHMARKS[name](options)
         print(f"\n== {name} ({time.monotonic() - started:.0f} s) ==")
-        print_table(outcome.phases)
-        print()
+        if outcome.phases:
+            print_table(outcome.phases)
+            print()
         for line in outcome.summary:
             print(line)
         print(f"\nresults: {outcome.path}")

@@ -216,3 +216,11 @@ def require_roles(*roles: Role) -> Any:
         return check_role(await authenticate(request), allowed)
 
     return Depends(dependency)
+
+
+def platform_wide(principal: Principal) -> Principal:
+    """For acts that affect every region (the holiday calendar, the raw dead-letter queue):
+    an admin without a region scope."""
+    if principal.role is not Role.admin or principal.region is not None:
+        raise Forbidden("only a platform-wide admin (no region scope) may do this")
+    return principal

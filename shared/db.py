@@ -68,6 +68,8 @@ def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> A
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_pre_ping=False,
+        # Errors are logged; their SQL parameters would carry names, addresses, GPS.
+        hide_parameters=True,
         json_serializer=lambda v: orjson.dumps(v).decode(),
         json_deserializer=orjson.loads,
         connect_args={"server_settings": {"timezone": "UTC", "application_name": "eldercare"}},

@@ -13,7 +13,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from services.registry.calendar.schemas import CalendarDayRead, CalendarDayUpdate, DeadlineRead
 from shared import calendar
-from shared.auth import Principal, Role, require_roles
+from shared.auth import Principal, Role, platform_wide, require_roles
 from shared.uow import SessionDep
 
 router = APIRouter(prefix="/v1/calendar", tags=["calendar"])
@@ -46,6 +46,7 @@ async def list_days(
 async def set_day(
     day: date, day_in: CalendarDayUpdate, session: SessionDep, principal: Principal = Admin
 ) -> CalendarDayRead:
+    platform_wide(principal)  # one calendar sets every region's deadlines
     values = {"day": day, "is_working": day_in.is_working, "name": day_in.name, "source": "admin"}
     stmt = (
         insert(calendar.CalendarDay)

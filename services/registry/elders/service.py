@@ -69,9 +69,7 @@ def scope_clause(principal: Principal) -> ColumnElement[bool]:
         return or_(
             Elder.registered_by_org == org,
             # only while the bed is open: an org's access ends with its service
-            exists().where(
-                Bed.elder_id == Elder.id, Bed.org_id == org, Bed.status != "terminated"
-            ),
+            exists().where(Bed.elder_id == Elder.id, Bed.org_id == org, Bed.status != "terminated"),
         )
     if role is Role.service:
         return true()

@@ -74,7 +74,8 @@ async def stream_alerts(
     last_event_id: Annotated[str | None, Header()] = None,
     after: Annotated[int | None, Query(ge=0, description="same as Last-Event-ID")] = None,
 ) -> StreamingResponse:
-    start = after or 0
+    # A new subscriber gets what happens from now on; history is GET /v1/alerts.
+    start = after if after is not None else await stream.current_seq(request.app.state.read_pool)
     if last_event_id:
         if not last_event_id.isdigit():
             raise Unprocessable(
@@ -86,6 +87,7 @@ async def stream_alerts(
         broadcaster=request.app.state.broadcaster,
         principal=principal,
         last_id=start,
+        expires_at=float(principal.claims.get("exp", 0)) or None,
     )
     return StreamingResponse(
         body,

@@ -87,17 +87,21 @@ async def acknowledge(
     *, session: AsyncSession, principal: Principal, alert: Alert, note: str | None
 ) -> Alert:
     """Somebody has it. An alert already handed to dispatch stays ``dispatched``."""
-    if alert.status not in ("open", "dispatched") or alert.acknowledged_at is not None:
-        raise Conflict(f"a {alert.status} alert cannot be acknowledged", status_now=alert.status)
     conn = await _raw(session)
-    await conn.execute(
+    # The condition lives in the UPDATE: two desks acknowledging at once, one wins.
+    done = await conn.fetchval(
         "UPDATE telemetry.alerts SET acknowledged_at = now(), acknowledged_by = $2, "
         "status = CASE WHEN status = 'open' THEN 'acknowledged' ELSE status END, "
-        "resolution_note = coalesce($3, resolution_note) WHERE id = $1",
+        "resolution_note = coalesce($3, resolution_note) "
+        "WHERE id = $1 AND status IN ('open', 'dispatched') AND acknowledged_at IS NULL "
+        "RETURNING id",
         alert.id,
         principal.sub,
         note,
     )
+    if done is None:
+        await session.refresh(alert)
+        raise Conflict(f"a {alert.status} alert cannot be acknowledged", status_now=alert.status)
     await store.log(conn, alert.id, "acknowledged", principal.sub)
     await session.refresh(alert)
     return alert
@@ -106,19 +110,21 @@ async def acknowledge(
 async def resolve(
     *, session: AsyncSession, principal: Principal, alert: Alert, outcome: str, note: str | None
 ) -> Alert:
-    if alert.status not in ACTIVE:
-        raise Conflict(f"a {alert.status} alert is already closed", status_now=alert.status)
     conn = await _raw(session)
-    await conn.execute(
+    done = await conn.fetchval(
         "UPDATE telemetry.alerts SET status = $2, resolved_at = now(), resolved_by = $3, "
         "resolution_note = coalesce($4, resolution_note), "
         "acknowledged_at = coalesce(acknowledged_at, now()), "
-        "acknowledged_by = coalesce(acknowledged_by, $3) WHERE id = $1",
+        "acknowledged_by = coalesce(acknowledged_by, $3) "
+        "WHERE id = $1 AND status IN ('open', 'acknowledged', 'dispatched') RETURNING id",
         alert.id,
         outcome,
         principal.sub,
         note,
     )
+    if done is None:
+        await session.refresh(alert)
+        raise Conflict(f"a {alert.status} alert is already closed", status_now=alert.status)
     await store.log(conn, alert.id, outcome, principal.sub)
     await session.refresh(alert)
     return alert

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -56,17 +57,24 @@ class Broadcaster:
             return self._generation
 
 
+async def current_seq(pool: asyncpg.Pool) -> int:
+    return await pool.fetchval("SELECT coalesce(max(seq), 0) FROM telemetry.alert_log")
+
+
 async def events(
     *,
     sessionmaker: async_sessionmaker[AsyncSession],
     broadcaster: Broadcaster,
     principal: Principal,
     last_id: int,
+    expires_at: float | None = None,
 ) -> AsyncIterator[bytes]:
+    """The stream ends when the caller's token expires: the client reconnects with a fresh
+    token and its Last-Event-ID, and loses nothing."""
     yield b"retry: 2000\n\n"
     generation = -1
     idle = 0.0
-    while True:
+    while expires_at is None or time.time() < expires_at:
         async with sessionmaker() as session:
             rows = list(await session.scalars(service.stream_statement(principal, last_id)))
         for row in rows:

@@ -17,7 +17,7 @@ from services.telemetry import fhir
 from services.telemetry.events import service
 from services.telemetry.events.models import Gateway
 from services.telemetry.events.schemas import DeadLetterRead, EventRead, GatewayRead
-from shared.auth import Principal, Role, require_roles
+from shared.auth import Principal, Role, platform_wide, require_roles
 from shared.errors import NotFound
 from shared.pagination import Limit
 from shared.uow import SessionDep
@@ -128,5 +128,6 @@ async def dead_letters(
     reason: Annotated[str | None, Query(max_length=32)] = None,
     limit: Limit = 100,
 ) -> list[DeadLetterRead]:
+    platform_wide(principal)  # dead letters hold raw payloads from every region
     rows = await service.dead_letters(session=session, reason=reason, limit=limit)
     return [DeadLetterRead.of(r) for r in rows]

@@ -29,11 +29,18 @@ DELIVERED = Counter("eldercare_outbox_delivered_total", "outbox messages deliver
 FAILED = Counter("eldercare_outbox_failures_total", "failed delivery attempts", ["target"])
 MAX_BACKOFF_S = 60.0
 
-_DUE = """
-SELECT id, alert_id, target, method, path, body, idempotency_key, attempts
-FROM telemetry.outbox
-WHERE delivered_at IS NULL AND next_attempt_at <= now()
-ORDER BY id LIMIT 20 FOR UPDATE SKIP LOCKED
+LEASE_S = 30.0
+# Claim due rows by pushing their next attempt past the lease, and commit: the HTTP calls
+# then run outside any transaction (a hanging receiver holds no locks and no other row), and
+# a relay that dies mid-delivery simply lets the lease expire.
+_LEASE = """
+UPDATE telemetry.outbox SET next_attempt_at = now() + make_interval(secs => $1)
+WHERE id IN (
+    SELECT id FROM telemetry.outbox
+    WHERE delivered_at IS NULL AND next_attempt_at <= now()
+    ORDER BY id LIMIT 20 FOR UPDATE SKIP LOCKED
+)
+RETURNING id, alert_id, target, method, path, body, idempotency_key, attempts
 """
 
 
@@ -78,14 +85,18 @@ class Relay:
                 await pool.close()
 
     async def deliver_due(self, pool: asyncpg.Pool, client: httpx.AsyncClient) -> bool:
-        """Try every due message once; True when a full page was due (look again at once)."""
+        """Deliver every due message once, concurrently; True when a full page was due."""
         async with pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(_DUE)
-            for row in rows:
-                await self._deliver(conn, client, row)
+            rows = await conn.fetch(_LEASE, LEASE_S)
+        results = await asyncio.gather(*(self._send(client, row) for row in rows))
+        async with pool.acquire() as conn, conn.transaction():
+            for row, error in zip(rows, results, strict=True):
+                await self._record(conn, row, error)
         return len(rows) == 20
 
-    async def _deliver(self, conn: asyncpg.Connection, client: httpx.AsyncClient, row) -> None:
+    async def _send(self, client: httpx.AsyncClient, row) -> str | None:
+        """None when delivered; the error otherwise. Only a 2xx counts: the receiver is
+        idempotent on the key, so a repeat answers 2xx too, and anything else is retried."""
         url = self._url(row["target"]) + row["path"]
         try:
             response = await client.request(
@@ -97,11 +108,14 @@ class Relay:
                     "Content-Type": "application/json",
                 },
             )
-            ok = response.status_code < 300 or response.status_code == 409
-            error = None if ok else f"HTTP {response.status_code}: {response.text[:300]}"
         except httpx.HTTPError as exc:
-            ok, error = False, f"{type(exc).__name__}: {exc}"[:300]
-        if ok:
+            return f"{type(exc).__name__}: {exc}"[:300]
+        if 200 <= response.status_code < 300:
+            return None
+        return f"HTTP {response.status_code}: {response.text[:300]}"
+
+    async def _record(self, conn: asyncpg.Connection, row, error: str | None) -> None:
+        if error is None:
             DELIVERED.labels(row["target"]).inc()
             await conn.execute(
                 "UPDATE telemetry.outbox SET delivered_at = now(), attempts = attempts + 1, "
@@ -119,7 +133,9 @@ class Relay:
             return
         FAILED.labels(row["target"]).inc()
         delay = backoff(row["attempts"])
-        log.warning("outbox %s to %s failed (%s); retry in %.1fs", row["id"], url, error, delay)
+        log.warning(
+            "outbox %s to %s failed (%s); retry in %.1fs", row["id"], row["target"], error, delay
+        )
         await conn.execute(
             "UPDATE telemetry.outbox SET attempts = attempts + 1, last_error = $2, "
             "next_attempt_at = $3 WHERE id = $1",
