@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from datetime import date
 from pathlib import Path
 
+from shared import clock
 from shared.config import Settings
 
 
@@ -48,7 +48,7 @@ async def _seed_calendar(database_url: str) -> None:
     engine = create_engine(database_url, pool_size=1, max_overflow=0)
     try:
         async with create_sessionmaker(engine).begin() as session:
-            year = date.today().year
+            year = clock.today().year
             await seed_calendar(session, range(year - 1, year + 2))
     finally:
         await engine.dispose()

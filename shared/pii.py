@@ -18,6 +18,7 @@ from datetime import date
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from shared import clock
 from shared.regions import PROVINCES
 
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -55,7 +56,7 @@ def parse_id_number(raw: str, *, today: date | None = None) -> IdCard:
         born = date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
     except ValueError as exc:
         raise ValueError("birth date in the number is not a real date") from exc
-    today = today or date.today()
+    today = today or clock.today()
     if born > today:
         raise ValueError("birth date in the number is in the future")
     if born.year < 1880:

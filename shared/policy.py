@@ -19,6 +19,7 @@ POLICY_DIR = Path(__file__).with_name("policies")
 
 @dataclass(frozen=True)
 class BedRules:
+    min_age: int
     min_level: int
     require_lives_at_home: bool
     require_coresident_caregiver: bool
@@ -55,6 +56,7 @@ def parse_policy(raw: dict[str, Any]) -> Policy:
         valid_from=raw["valid_from"],
         valid_to=raw.get("valid_to"),
         bed=BedRules(
+            min_age=int(bed["min_age"]),
             min_level=int(bed["min_level"]),
             require_lives_at_home=bool(bed["require_lives_at_home"]),
             require_coresident_caregiver=bool(bed["require_coresident_caregiver"]),

@@ -19,6 +19,7 @@ from services.registry.elders.schemas import ElderCreate
 from services.registry.orgs import service as orgs
 from services.registry.orgs.models import Org
 from services.registry.orgs.schemas import OrgCreate, StaffCreate, StationCreate
+from shared import clock
 from shared.auth import Principal, Role
 from shared.calendar import seed_calendar
 from shared.ids import credit_code_check_char
@@ -43,7 +44,7 @@ def _id_number(birth: date, seq: int) -> str:
 
 async def seed_demo(session: AsyncSession, cipher: PiiCipher, today: date | None = None) -> bool:
     """Create the demo district unless it exists. Returns True when it created it."""
-    today = today or date.today()
+    today = today or clock.today()
     await seed_calendar(session, range(today.year - 1, today.year + 2))
     if await session.scalar(select(Org.id).where(Org.credit_code == DEMO_CREDIT_CODE)):
         return False

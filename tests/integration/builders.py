@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 
+from shared import clock
 from tests.factories import credit_code, elder_body, id_number
 
 
@@ -40,7 +41,7 @@ async def make_elder(
             f"/v1/elders/{elder['id']}/assessments",
             {
                 "level": level,
-                "assessed_on": str(date.today() - timedelta(days=3)),
+                "assessed_on": str(clock.today() - timedelta(days=3)),
                 "assessor": "第三方评估机构",
             },
         )

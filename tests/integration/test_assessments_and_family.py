@@ -1,8 +1,9 @@
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 from services.registry.assessments.scale import scale
+from shared import clock
 from tests.integration.builders import make_elder
 
 
@@ -19,13 +20,13 @@ def full_sheet(total_loss: int = 0) -> dict[str, int]:
 async def test_scores_give_level_and_latest_wins(registry):
     elder = await make_elder(registry, level=None, caregiver=False)
     path = f"/v1/elders/{elder['id']}/assessments"
-    old = str(date.today() - timedelta(days=200))
+    old = str(clock.today() - timedelta(days=200))
     r = await registry.post(
         path, {"scores": full_sheet(30), "assessed_on": old, "assessor": "评估员甲"}
     )
     assert r.status_code == 201, r.text
     assert (r.json()["total"], r.json()["level"], r.json()["level_name"]) == (60, 2, "moderate")
-    newer = str(date.today() - timedelta(days=5))
+    newer = str(clock.today() - timedelta(days=5))
     r = await registry.post(
         path,
         {"scores": full_sheet(10), "dementia": True, "assessed_on": newer, "assessor": "评估员乙"},
@@ -45,7 +46,7 @@ async def test_coma_is_total_loss(registry):
     elder = await make_elder(registry, level=None, caregiver=False)
     r = await registry.post(
         f"/v1/elders/{elder['id']}/assessments",
-        {"scores": full_sheet(0), "coma": True, "assessed_on": str(date.today()), "assessor": "x"},
+        {"scores": full_sheet(0), "coma": True, "assessed_on": str(clock.today()), "assessor": "x"},
     )
     assert r.json()["level"] == 4 and r.json()["adjustments"] == ["coma"]
 
@@ -53,7 +54,7 @@ async def test_coma_is_total_loss(registry):
 async def test_bad_assessments(registry):
     elder = await make_elder(registry, level=None, caregiver=False)
     path = f"/v1/elders/{elder['id']}/assessments"
-    base = {"assessed_on": str(date.today()), "assessor": "x"}
+    base = {"assessed_on": str(clock.today()), "assessor": "x"}
     cases = [
         ({"level": 5}, "level"),
         ({"level": "2"}, "level"),
@@ -62,7 +63,7 @@ async def test_bad_assessments(registry):
         ({"scores": {**full_sheet(), "eating": 9}}, "scores.eating"),
         ({"scores": {k: v for k, v in full_sheet().items() if k != "memory"}}, "scores.memory"),
         ({"scores": {**full_sheet(), "flying": 1}}, "scores.flying"),
-        ({"level": 1, "assessed_on": str(date.today() + timedelta(days=1))}, "assessed_on"),
+        ({"level": 1, "assessed_on": str(clock.today() + timedelta(days=1))}, "assessed_on"),
     ]
     for override, field in cases:
         r = await registry.post(path, {**base, **override})

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import date, timedelta
+from datetime import timedelta
 
+from shared import clock
 from tests.integration.builders import make_bed, make_elder, make_org
 
 
@@ -17,7 +18,7 @@ async def test_eligible_elder_gets_an_active_bed(registry):
     elder = await make_elder(registry)
     bed = await make_bed(registry, elder, org)
     assert bed["status"] == "active"
-    assert bed["started_on"] == str(date.today())
+    assert bed["started_on"] == str(clock.today())
     assert bed["policy_code"] == "xm-tongan-family-bed"
     preview = (await registry.get(f"/v1/elders/{elder['id']}/bed-eligibility")).json()
     assert preview["eligible"] is False
@@ -107,7 +108,7 @@ async def test_lifecycle(registry):
     r = await registry.post(f"{path}/terminate", {})
     assert r.status_code == 422  # a reason is required
     r = await registry.post(f"{path}/terminate", {"reason": "入住机构"})
-    assert r.json()["status"] == "terminated" and r.json()["terminated_on"] == str(date.today())
+    assert r.json()["status"] == "terminated" and r.json()["terminated_on"] == str(clock.today())
     events = (await registry.get(f"{path}/events")).json()
     assert [e["to_status"] for e in events] == ["active", "suspended", "active", "terminated"]
     # a terminated bed frees the elder for a new one
@@ -137,7 +138,7 @@ async def test_modifications(registry):
     org = await make_org(registry)
     bed = await make_bed(registry, await make_elder(registry), org)
     path = f"/v1/beds/{bed['id']}/modifications"
-    done = date.today() - timedelta(days=10)
+    done = clock.today() - timedelta(days=10)
     r = await registry.post(
         path,
         {
@@ -156,7 +157,7 @@ async def test_modifications(registry):
         ({"cost_fen": "100"}, "cost_fen"),
         ({"kind": "paint"}, "kind"),
         ({"warranty_until": str(done + timedelta(days=100))}, "warranty_until"),
-        ({"done_on": str(date.today() + timedelta(days=5))}, "done_on"),
+        ({"done_on": str(clock.today() + timedelta(days=5))}, "done_on"),
     ]
     for override, field in bad:
         body = {

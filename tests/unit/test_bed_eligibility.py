@@ -15,6 +15,7 @@ from shared.policy import BedRules
 TODAY = date(2025, 6, 15)
 
 RULES = BedRules(
+    min_age=60,
     min_level=1,
     require_lives_at_home=True,
     require_coresident_caregiver=True,
@@ -23,6 +24,7 @@ RULES = BedRules(
 )
 
 ELIGIBLE = ElderFacts(
+    age=80,
     lives_at_home=True,
     living_arrangement="with_family",
     deceased_on=None,
@@ -69,12 +71,18 @@ def test_lives_alone():
     assert codes(replace(ELIGIBLE, living_arrangement="alone")) == ["lives_alone"]
 
 
+def test_under_60_is_not_an_elder_under_this_policy():
+    assert codes(replace(ELIGIBLE, age=59)) == ["under_age"]
+    assert codes(replace(ELIGIBLE, age=60)) == []
+
+
 def test_future_death_date_is_not_deceased():
     assert codes(replace(ELIGIBLE, deceased_on=TODAY + timedelta(days=1))) == []
 
 
 def test_all_reasons_together():
     facts = ElderFacts(
+        age=80,
         lives_at_home=False,
         living_arrangement="alone",
         deceased_on=date(2025, 1, 1),
@@ -94,7 +102,7 @@ def test_all_reasons_together():
 
 
 def test_rules_switch_conditions_off():
-    lax = BedRules(0, False, False, frozenset(), 0)
+    lax = BedRules(0, 0, False, False, frozenset(), 0)
     facts = replace(
         ELIGIBLE,
         lives_at_home=False,
@@ -129,6 +137,8 @@ def expected_codes(f: ElderFacts, r: BedRules) -> set[str]:
     out = set()
     if f.deceased_on is not None and f.deceased_on <= TODAY:
         out.add("deceased")
+    if f.age < r.min_age:
+        out.add("under_age")
     if r.require_lives_at_home and not f.lives_at_home:
         out.add("not_living_at_home")
     has_level = f.level is not None
@@ -152,6 +162,7 @@ _DATES = st.one_of(st.none(), st.dates(TODAY - timedelta(days=800), TODAY + time
 
 facts_strategy = st.builds(
     ElderFacts,
+    age=st.integers(0, 120),
     lives_at_home=st.booleans(),
     living_arrangement=st.sampled_from(["alone", "with_family", "with_spouse", "other"]),
     deceased_on=_DATES,
@@ -163,6 +174,7 @@ facts_strategy = st.builds(
 
 rules_strategy = st.builds(
     BedRules,
+    min_age=st.sampled_from([0, 60, 65]),
     min_level=st.integers(0, 4),
     require_lives_at_home=st.booleans(),
     require_coresident_caregiver=st.booleans(),

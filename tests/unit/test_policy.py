@@ -20,6 +20,7 @@ def test_shipped_policies_parse():
     assert tongan.valid_to is None
     assert tongan.title == "同安区家庭养老床位试点工作实施方案"
     assert tongan.bed == BedRules(
+        min_age=60,
         min_level=1,
         require_lives_at_home=True,
         require_coresident_caregiver=True,
@@ -92,6 +93,7 @@ def test_parse_policy_bed_defaults():
     p = parse_policy(
         _raw(
             bed={
+                "min_age": 65,
                 "min_level": "2",
                 "require_lives_at_home": False,
                 "require_coresident_caregiver": 0,
@@ -99,4 +101,4 @@ def test_parse_policy_bed_defaults():
             }
         )
     )
-    assert p.bed == BedRules(2, False, False, frozenset(), 180)
+    assert p.bed == BedRules(65, 2, False, False, frozenset(), 180)

@@ -6,6 +6,7 @@ from datetime import date, datetime
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
 from services.registry.assessments import scale
+from shared import clock
 
 
 class AssessmentCreate(BaseModel):
@@ -31,7 +32,7 @@ class AssessmentCreate(BaseModel):
     @field_validator("assessed_on")
     @classmethod
     def _not_future(cls, v: date) -> date:
-        if v > date.today():
+        if v > clock.today():
             raise ValueError("must not be in the future")
         return v
 

@@ -17,6 +17,7 @@ LEVEL_NAMES_ZH = {0: "能力完好", 1: "轻度失能", 2: "中度失能", 3: "�
 
 @dataclass(frozen=True)
 class ElderFacts:
+    age: int
     lives_at_home: bool
     living_arrangement: str
     deceased_on: date | None
@@ -39,6 +40,13 @@ def check(facts: ElderFacts, rules: BedRules, today: date) -> list[Reason]:
     reasons: list[Reason] = []
     if facts.deceased_on is not None and facts.deceased_on <= today:
         reasons.append(Reason("deceased", "the elder is recorded as deceased"))
+    if facts.age < rules.min_age:
+        reasons.append(
+            Reason(
+                "under_age",
+                f"aged {facts.age}: the policy serves elders aged {rules.min_age} and over",
+            )
+        )
     if rules.require_lives_at_home and not facts.lives_at_home:
         reasons.append(
             Reason("not_living_at_home", "a home care bed is for elders living at home (居家养老)")

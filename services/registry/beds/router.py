@@ -16,6 +16,7 @@ from services.registry.beds.schemas import (
     ModificationCreate,
     ModificationRead,
 )
+from shared import clock
 from shared.auth import Principal, Role, require_roles
 from shared.errors import problem_doc
 from shared.pagination import Cursor, Limit, Page, next_cursor
@@ -51,7 +52,7 @@ async def create_bed(
     bed_in: BedCreate, session: SessionDep, principal: Principal = Writer
 ) -> BedRead:
     bed = await service.create(
-        session=session, principal=principal, bed_in=bed_in, today=date.today()
+        session=session, principal=principal, bed_in=bed_in, today=clock.today()
     )
     return BedRead.model_validate(bed)
 
@@ -114,7 +115,7 @@ async def create_modification(
 ) -> ModificationRead:
     bed = await service.get(session=session, principal=principal, bed_id=bed_id)
     modification = await service.add_modification(session=session, bed=bed, mod_in=mod_in)
-    return _mod_read(modification, date.today())
+    return _mod_read(modification, clock.today())
 
 
 @router.get("/{bed_id}/modifications", response_model=list[ModificationRead])
@@ -122,7 +123,7 @@ async def list_modifications(
     bed_id: uuid.UUID, session: SessionDep, principal: Principal = Reader
 ) -> list[ModificationRead]:
     bed = await service.get(session=session, principal=principal, bed_id=bed_id)
-    today = date.today()
+    today = clock.today()
     return [_mod_read(m, today) for m in await service.modifications(session=session, bed=bed)]
 
 
@@ -146,7 +147,7 @@ async def transition_bed(
         bed=bed,
         action=action,
         step=step or BedTransition(),
-        today=date.today(),
+        today=clock.today(),
     )
     return BedRead.model_validate(bed)
 

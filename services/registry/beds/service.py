@@ -15,9 +15,11 @@ from services.registry.caregivers import service as caregivers
 from services.registry.elders import service as elders
 from services.registry.elders.models import Elder
 from services.registry.orgs import service as orgs
+from shared import clock
 from shared.auth import Principal, Role
 from shared.errors import Conflict, Forbidden, NotFound, Problem, Unprocessable
 from shared.pagination import decode_cursor
+from shared.pii import age_on
 from shared.policy import Policy, bed_policy_for, policy_by_code
 
 # status → the steps allowed from it (action → new status)
@@ -27,6 +29,18 @@ TRANSITIONS: dict[str, dict[str, str]] = {
     "suspended": {"resume": "active", "terminate": "terminated"},
     "terminated": {},
 }
+
+
+def ineligible(policy: Policy, reasons: list[eligibility.Reason]) -> Problem:
+    """The refusal, with every reason (a rejection notice must state them all)."""
+    return Problem(
+        "the elder is not eligible for a home care bed",
+        status=422,
+        slug="bed-ineligible",
+        title="Not eligible for a home care bed",
+        policy_code=policy.code,
+        reasons=[r.as_dict() for r in reasons],
+    )
 
 
 def scope_clause(principal: Principal) -> ColumnElement[bool]:
@@ -61,6 +75,7 @@ async def evaluate(
         open_beds = open_beds.where(Bed.id != except_bed)
     open_bed = await session.scalar(open_beds.limit(1))
     facts = eligibility.ElderFacts(
+        age=age_on(elder.birth_date, day),
         lives_at_home=elder.lives_at_home,
         living_arrangement=elder.living_arrangement,
         deceased_on=elder.deceased_on,
@@ -99,14 +114,7 @@ async def create(
     day = bed_in.started_on or today
     policy, reasons = await evaluate(session=session, elder=elder, day=day)
     if reasons:
-        raise Problem(
-            "the elder is not eligible for a home care bed",
-            status=422,
-            slug="bed-ineligible",
-            title="Not eligible for a home care bed",
-            policy_code=policy.code,
-            reasons=[r.as_dict() for r in reasons],
-        )
+        raise ineligible(policy, reasons)
     active = bed_in.status == "active"
     bed = Bed(
         elder_id=elder.id,
@@ -158,15 +166,9 @@ async def transition(
     if action == "activate":
         elder = await session.get(Elder, bed.elder_id)
         assert elder is not None
-        _, reasons = await evaluate(session=session, elder=elder, day=on, except_bed=bed.id)
+        policy, reasons = await evaluate(session=session, elder=elder, day=on, except_bed=bed.id)
         if reasons:
-            raise Problem(
-                "the elder is not eligible for a home care bed",
-                status=422,
-                slug="bed-ineligible",
-                title="Not eligible for a home care bed",
-                reasons=[r.as_dict() for r in reasons],
-            )
+            raise ineligible(policy, reasons)
         bed.started_on = on
     elif action == "suspend":
         bed.suspended_on = on
@@ -237,7 +239,7 @@ async def add_modification(
             f"warranty must last at least {policy.bed.modification_warranty_days} days",
             errors=[("warranty_until", f"must be on or after {minimum}")],
         )
-    if mod_in.done_on > date.today():
+    if mod_in.done_on > clock.today():
         raise Unprocessable(
             "work cannot be done in the future", errors=[("done_on", "must not be in the future")]
         )

@@ -5,7 +5,11 @@ import uuid
 from fastapi import APIRouter
 
 from services.registry.caregivers import service
-from services.registry.caregivers.schemas import FamilyCaregiverCreate, FamilyCaregiverRead
+from services.registry.caregivers.schemas import (
+    FamilyCaregiverCreate,
+    FamilyCaregiverRead,
+    FamilyCaregiverUpdate,
+)
 from services.registry.deps import CipherDep
 from services.registry.elders import service as elders
 from shared.auth import Principal, Role, require_roles
@@ -54,3 +58,22 @@ async def list_family_caregivers(
         FamilyCaregiverRead.model_validate(c)
         for c in await service.list_for(session=session, elder=elder)
     ]
+
+
+@router.patch(
+    "/{caregiver_id}",
+    response_model=FamilyCaregiverRead,
+    summary="Change co-residence, activity or training (bed eligibility follows)",
+)
+async def update_family_caregiver(
+    elder_id: uuid.UUID,
+    caregiver_id: uuid.UUID,
+    caregiver_in: FamilyCaregiverUpdate,
+    session: SessionDep,
+    principal: Principal = Writer,
+) -> FamilyCaregiverRead:
+    elder = await elders.get(session=session, principal=principal, elder_id=elder_id)
+    caregiver = await service.update(
+        session=session, elder=elder, caregiver_id=caregiver_id, caregiver_in=caregiver_in
+    )
+    return FamilyCaregiverRead.model_validate(caregiver)

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from shared import clock
 from shared.pii import normalize_phone
 
 Relation = Literal["spouse", "child", "child_in_law", "grandchild", "sibling", "relative", "other"]
@@ -28,9 +29,19 @@ class FamilyCaregiverCreate(BaseModel):
     @field_validator("trained_on")
     @classmethod
     def _not_future(cls, v: date | None) -> date | None:
-        if v is not None and v > date.today():
+        if v is not None and v > clock.today():
             raise ValueError("must not be in the future")
         return v
+
+
+class FamilyCaregiverUpdate(BaseModel):
+    """A caregiver who moves out, stops caring or is trained later: eligibility follows."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lives_with: bool | None = None
+    active: bool | None = None
+    trained_on: date | None = None
 
 
 class FamilyCaregiverRead(BaseModel):

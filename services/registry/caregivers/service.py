@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.registry.caregivers.models import FamilyCaregiver
-from services.registry.caregivers.schemas import FamilyCaregiverCreate
+from services.registry.caregivers.schemas import FamilyCaregiverCreate, FamilyCaregiverUpdate
 from services.registry.elders.models import Elder
+from shared.errors import NotFound
 from shared.pii import PiiCipher, mask_phone
 
 
@@ -35,6 +38,23 @@ async def list_for(*, session: AsyncSession, elder: Elder) -> list[FamilyCaregiv
         .order_by(FamilyCaregiver.created_at)
     )
     return list(rows)
+
+
+async def update(
+    *,
+    session: AsyncSession,
+    elder: Elder,
+    caregiver_id: uuid.UUID,
+    caregiver_in: FamilyCaregiverUpdate,
+) -> FamilyCaregiver:
+    caregiver = await session.get(FamilyCaregiver, caregiver_id)
+    if caregiver is None or caregiver.elder_id != elder.id:
+        raise NotFound(f"family caregiver {caregiver_id} not found")
+    for name, value in caregiver_in.model_dump(exclude_unset=True).items():
+        if value is not None:
+            setattr(caregiver, name, value)
+    await session.flush()
+    return caregiver
 
 
 async def has_coresident(*, session: AsyncSession, elder: Elder) -> bool:

@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
 
 from fastapi import APIRouter
 
 from services.registry.categories import service
 from services.registry.categories.schemas import CategoryCreate, CategoryRead
 from services.registry.elders import service as elders
+from shared import clock
 from shared.auth import Principal, Role, require_roles
 from shared.uow import SessionDep
 
@@ -31,7 +31,7 @@ async def create_category(
 ) -> CategoryRead:
     elder = await elders.get(session=session, principal=principal, elder_id=elder_id)
     category = await service.create(session=session, elder=elder, category_in=category_in)
-    return service.to_read(category, date.today())
+    return service.to_read(category, clock.today())
 
 
 @router.get("", response_model=list[CategoryRead], summary="All categories, past and current")
@@ -39,5 +39,5 @@ async def list_categories(
     elder_id: uuid.UUID, session: SessionDep, principal: Principal = Reader
 ) -> list[CategoryRead]:
     elder = await elders.get(session=session, principal=principal, elder_id=elder_id)
-    today = date.today()
+    today = clock.today()
     return [service.to_read(c, today) for c in await service.list_for(session=session, elder=elder)]

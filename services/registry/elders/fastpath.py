@@ -12,13 +12,13 @@ identically.
 from __future__ import annotations
 
 import uuid
-from datetime import date
 
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.registry.elders import service
 from services.registry.elders.router import READ_ROLES
+from shared import clock
 from shared.auth import check_role, principal_from_header
 from shared.errors import Problem, problem_response
 
@@ -70,7 +70,7 @@ class ElderReadFastPath:
             await send({"type": "http.response.body", "body": response.body})
             return
         body = orjson.dumps(
-            service.read_dict(row, date.today()), default=str, option=orjson.OPT_UTC_Z
+            service.read_dict(row, clock.today()), default=str, option=orjson.OPT_UTC_Z
         )
         headers = [*_JSON, (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
 from typing import Annotated, Literal
 
 import orjson
@@ -18,6 +17,7 @@ from services.registry.elders.schemas import (
     LivingArrangement,
     Zone,
 )
+from shared import clock
 from shared.auth import Principal, Role, require_roles
 from shared.pagination import Cursor, Limit, Page, next_cursor
 from shared.uow import SessionDep, get_session
@@ -54,7 +54,7 @@ async def create_elder(
     elder = await service.create(
         session=session, principal=principal, cipher=cipher, elder_in=elder_in
     )
-    return service.to_read(elder, date.today())
+    return service.to_read(elder, clock.today())
 
 
 @router.get("", response_model=Page[ElderRead], summary="List elders in your scope")
@@ -71,7 +71,7 @@ async def list_elders(
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> Page[ElderRead]:
-    today = date.today()
+    today = clock.today()
     filters = service.ElderFilters(
         region=region,
         category=category,
@@ -113,7 +113,7 @@ async def get_elder(
         pool=request.app.state.read_pool, principal=principal, elder_id=elder_id
     )
     return Response(
-        orjson.dumps(service.read_dict(row, date.today()), default=str, option=orjson.OPT_UTC_Z),
+        orjson.dumps(service.read_dict(row, clock.today()), default=str, option=orjson.OPT_UTC_Z),
         media_type="application/json",
     )
 
@@ -121,7 +121,7 @@ async def get_elder(
 async def _get_with_pii(request: Request, principal: Principal, elder_id: uuid.UUID) -> ElderRead:
     session = await get_session(request)
     elder = await service.get(session=session, principal=principal, elder_id=elder_id)
-    read = service.to_read(elder, date.today())
+    read = service.to_read(elder, clock.today())
     return await service.reveal(
         session=session,
         principal=principal,
@@ -143,7 +143,7 @@ async def update_elder(
     elder = await service.update(
         session=session, principal=principal, cipher=cipher, elder=elder, elder_in=elder_in
     )
-    return service.to_read(elder, date.today())
+    return service.to_read(elder, clock.today())
 
 
 @router.get(
@@ -155,7 +155,7 @@ async def bed_eligibility(
     elder_id: uuid.UUID, session: SessionDep, principal: Principal = Lister
 ) -> EligibilityRead:
     elder = await service.get(session=session, principal=principal, elder_id=elder_id)
-    policy, reasons = await beds_service.evaluate(session=session, elder=elder, day=date.today())
+    policy, reasons = await beds_service.evaluate(session=session, elder=elder, day=clock.today())
     return EligibilityRead(
         elder_id=elder.id,
         eligible=not reasons,

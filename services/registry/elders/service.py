@@ -28,7 +28,7 @@ from services.registry.elders.models import Elder
 from services.registry.elders.schemas import ElderCreate, ElderRead, ElderUpdate
 from shared import audit, fastread
 from shared.auth import Principal, Role
-from shared.errors import Conflict, Forbidden, NotFound, Unprocessable
+from shared.errors import Conflict, Forbidden, NotFound, Problem, Unprocessable
 from shared.pagination import decode_cursor
 from shared.pii import PiiCipher, age_on, mask_id_number, mask_phone, parse_id_number
 
@@ -102,9 +102,18 @@ async def get_row(
     *, pool: asyncpg.Pool, principal: Principal, elder_id: uuid.UUID
 ) -> asyncpg.Record:
     """The hot read: one elder by id, scoped, straight on asyncpg (see ``shared.fastread``)."""
-    row = await BY_ID.fetchrow(
-        pool, scope_shape(principal), {**scope_params(principal), "elder_id": elder_id}
-    )
+    try:
+        row = await BY_ID.fetchrow(
+            pool, scope_shape(principal), {**scope_params(principal), "elder_id": elder_id}
+        )
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise Problem(
+            "the database is unavailable; retry later",
+            status=503,
+            slug="service-unavailable",
+            title="Service unavailable",
+            headers={"Retry-After": "1"},
+        ) from exc
     if row is None:
         raise NotFound(f"elder {elder_id} not found")
     return row

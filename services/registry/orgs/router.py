@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
 
 from fastapi import APIRouter
 
@@ -17,6 +16,7 @@ from services.registry.orgs.schemas import (
     StationCreate,
     StationRead,
 )
+from shared import clock
 from shared.auth import Principal, Role, require_roles
 from shared.errors import Forbidden
 from shared.pagination import Cursor, Limit, Page, next_cursor
@@ -106,7 +106,7 @@ async def create_staff(
 ) -> StaffRead:
     org = await service.get(session=session, principal=principal, org_id=org_id)
     staff = await service.create_staff(session=session, cipher=cipher, org=org, staff_in=staff_in)
-    return service.staff_to_read(staff, date.today())
+    return service.staff_to_read(staff, clock.today())
 
 
 @router.get("/v1/orgs/{org_id}/staff", response_model=list[StaffRead])
@@ -118,7 +118,7 @@ async def list_staff(
     role: StaffRole | None = None,
 ) -> list[StaffRead]:
     org = await service.get(session=session, principal=principal, org_id=org_id)
-    today = date.today()
+    today = clock.today()
     return [
         service.staff_to_read(s, today)
         for s in await service.list_staff(session=session, org=org, on_duty=on_duty, role=role)
@@ -130,7 +130,7 @@ async def get_staff(
     staff_id: uuid.UUID, session: SessionDep, principal: Principal = Reader
 ) -> StaffRead:
     staff = await service.get_staff(session=session, principal=principal, staff_id=staff_id)
-    return service.staff_to_read(staff, date.today())
+    return service.staff_to_read(staff, clock.today())
 
 
 @router.patch(
@@ -151,4 +151,4 @@ async def update_staff(
     ):
         raise Forbidden("caregivers may only change their own on_duty status")
     staff = await service.update_staff(session=session, staff=staff, staff_in=staff_in)
-    return service.staff_to_read(staff, date.today())
+    return service.staff_to_read(staff, clock.today())
