@@ -172,3 +172,26 @@ async def test_modifications(registry):
         assert field in {e["field"] for e in r.json()["errors"]}, (override, r.text)
     listed = (await registry.get(path)).json()
     assert [m["item"] for m in listed] == ["卫生间扶手"]
+
+
+async def test_caregiver_moving_out_ends_eligibility(registry):
+    elder = await make_elder(registry)
+    caregivers = (await registry.get(f"/v1/elders/{elder['id']}/family-caregivers")).json()
+    r = await registry.patch(
+        f"/v1/elders/{elder['id']}/family-caregivers/{caregivers[0]['id']}", {"lives_with": False}
+    )
+    assert r.status_code == 200 and r.json()["lives_with"] is False
+    preview = (await registry.get(f"/v1/elders/{elder['id']}/bed-eligibility")).json()
+    assert [x["code"] for x in preview["reasons"]] == ["no_coresident_caregiver"]
+
+
+async def test_an_org_cannot_certify_its_own_elders_level(registry):
+    org = await make_org(registry)
+    elder = await make_elder(registry, level=None)
+    r = await registry.post(
+        f"/v1/elders/{elder['id']}/assessments",
+        {"level": 3, "assessed_on": "2026-01-01", "assessor": "x"},
+        role="org_admin",
+        org=org["id"],
+    )
+    assert r.status_code == 403
