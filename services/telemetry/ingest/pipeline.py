@@ -37,7 +37,8 @@ class Message:
     received_at: datetime
     mid: int = 0
     qos: int = 1
-    generation: int = 0  # the MQTT connection it arrived on
+    generation: int = 0  # which connection of its link it arrived on
+    link: str = "bulk"
 
 
 @dataclass

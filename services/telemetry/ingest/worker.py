@@ -21,6 +21,7 @@ import socket
 import threading
 import time
 from collections import deque
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import asyncpg
@@ -42,6 +43,10 @@ PLAIN_TOPIC = "eldercare/v1/#"
 SHED = Counter("eldercare_ingest_shed_total", "messages shed under overload", ["event"])
 QUEUE = Gauge("eldercare_ingest_queue", "messages waiting", ["queue"])
 URGENT_SUFFIXES = (*(f"/{e}" for e in contract.URGENT), "/status")
+URGENT_FILTERS = (
+    *(f"eldercare/v1/+/+/{e}" for e in sorted(contract.URGENT)),
+    "eldercare/v1/+/status",
+)
 _URGENT_MARKERS = tuple(f'"{e}"'.encode() for e in contract.URGENT)
 RETRY_LIMIT = 3  # attempts at one message before it is set aside as unprocessable
 
@@ -65,6 +70,20 @@ def is_urgent(topic: str, payload: bytes) -> bool:
     return topic.endswith("/batch") and any(m in payload for m in _URGENT_MARKERS)
 
 
+@dataclass
+class Link:
+    """One MQTT connection of the worker. Urgent topics have their own, so an emergency
+    never waits behind a flood of vitals queued at the broker for the bulk connection."""
+
+    name: str
+    client_id: str
+    shared_filters: tuple[str, ...]
+    plain_filters: tuple[str, ...]
+    client: mqtt.Client | None = None
+    generation: int = 0  # bumped per connection: packet ids restart with each one
+    subscribed: threading.Event = field(default_factory=threading.Event)
+
+
 class IngestWorker:
     def __init__(self, settings: Settings, *, client_id: str | None = None) -> None:
         self.settings = settings
@@ -80,55 +99,63 @@ class IngestWorker:
         self.pipeline = Pipeline()
         self.urgent: deque[Message] = deque()
         self.bulk: deque[Message] = deque()
-        self.subscribed = threading.Event()
         self.shared: bool | None = settings.mqtt_shared
         self.stored = 0
+        self.links = {
+            "bulk": Link("bulk", self.client_id, (SHARED_TOPIC,), (PLAIN_TOPIC,)),
+            "urgent": Link(
+                "urgent",
+                f"{self.client_id}-urgent",
+                tuple(f"$share/ingest-urgent/{f}" for f in URGENT_FILTERS),
+                URGENT_FILTERS,
+            ),
+        }
+        self.subscribed = threading.Event()  # both links are subscribed
         self._loop: asyncio.AbstractEventLoop | None = None
         self._urgent_ready = asyncio.Event()
         self._bulk_ready = asyncio.Event()
-        self._client: mqtt.Client | None = None
-        self._generation = 0
 
     # --- paho thread -------------------------------------------------------------------
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+    def _on_connect(self, client, link: Link, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
-            log.error("broker refused the connection: %s", reason_code)
+            log.error("broker refused the %s connection: %s", link.name, reason_code)
             return
         set_nodelay(client)
-        # Packet ids restart with each connection: acks for older messages must not be sent
-        # (the broker redelivers those, and the id may now name another message).
-        self._generation += 1
-        topic = PLAIN_TOPIC if self.shared is False else SHARED_TOPIC
-        client.subscribe(topic, qos=1)
+        link.generation += 1
+        filters = link.plain_filters if self.shared is False else link.shared_filters
+        client.subscribe([(f, 1) for f in filters])
         log.info(
-            "connected to %s:%s as %s, subscribing to %s",
+            "%s link connected to %s:%s as %s, subscribing to %s",
+            link.name,
             self.address.host,
             self.address.port,
-            self.client_id,
-            topic,
+            link.client_id,
+            ", ".join(filters),
         )
 
-    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+    def _on_subscribe(self, client, link: Link, mid, reason_codes, properties) -> None:
         if any(rc.is_failure for rc in reason_codes):
             if self.shared is not False:
                 log.warning(
-                    "broker refused the shared subscription %s; falling back to a plain "
-                    "subscription (one ingest process only)",
-                    SHARED_TOPIC,
+                    "broker refused shared subscriptions; falling back to plain ones "
+                    "(run one ingest process only)"
                 )
                 self.shared = False
-                client.subscribe(PLAIN_TOPIC, qos=1)
+            client.subscribe([(f, 1) for f in link.plain_filters])
             return
-        if self.shared is None:
-            self.shared = True
-        self.subscribed.set()
+        link.subscribed.set()
+        if all(lk.subscribed.is_set() for lk in self.links.values()):
+            self.subscribed.set()
 
-    def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
-        item = Message(
-            msg.topic, msg.payload, datetime.now(UTC), msg.mid, msg.qos, self._generation
-        )
+    def _on_message(self, client, link: Link, msg: mqtt.MQTTMessage) -> None:
         assert self._loop is not None
-        if is_urgent(msg.topic, msg.payload):
+        if link.name == "bulk" and msg.topic.endswith(URGENT_SUFFIXES):
+            client.ack(msg.mid, msg.qos)  # the urgent link holds its own copy
+            return
+        item = Message(
+            msg.topic, msg.payload, datetime.now(UTC), msg.mid, msg.qos, link.generation, link.name
+        )
+        if link.name == "urgent" or is_urgent(msg.topic, msg.payload):
             self.urgent.append(item)
             self._loop.call_soon_threadsafe(self._urgent_ready.set)
             return
@@ -140,26 +167,31 @@ class IngestWorker:
         if len(self.bulk) == 1 or len(self.bulk) == self.batch_max:
             self._loop.call_soon_threadsafe(self._bulk_ready.set)
 
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+    def _on_disconnect(self, client, link: Link, flags, reason_code, properties) -> None:
         if reason_code != 0:
-            log.warning("disconnected from the broker (%s); paho reconnects", reason_code)
+            log.warning("%s link disconnected (%s); paho reconnects", link.name, reason_code)
 
     # --- asyncio side ------------------------------------------------------------------
-    async def run(self, stop: asyncio.Event) -> None:
-        self._loop = asyncio.get_running_loop()
-        pool = await asyncpg.create_pool(
-            plain_url(self.settings.database_url), min_size=2, max_size=4
-        )
-        client = new_client(self.client_id, self.address, clean_session=False)
+    def _connect(self, link: Link) -> None:
+        client = new_client(link.client_id, self.address, clean_session=False)
+        client.user_data_set(link)
         client.manual_ack_set(True)
         client.on_connect = self._on_connect
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
         client.on_disconnect = self._on_disconnect
         client.reconnect_delay_set(0.2, 5)
-        self._client = client
+        link.client = client
         client.connect_async(self.address.host, self.address.port, keepalive=30)
         client.loop_start()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self._loop = asyncio.get_running_loop()
+        pool = await asyncpg.create_pool(
+            plain_url(self.settings.database_url), min_size=2, max_size=4
+        )
+        for link in self.links.values():
+            self._connect(link)
         tasks = [
             asyncio.create_task(supervised("urgent", lambda: self._consume(pool, urgent=True))),
             asyncio.create_task(supervised("bulk", lambda: self._consume(pool, urgent=False))),
@@ -170,8 +202,10 @@ class IngestWorker:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            client.disconnect()
-            client.loop_stop()
+            for link in self.links.values():
+                if link.client is not None:
+                    link.client.disconnect()
+                    link.client.loop_stop()
             await pool.close()
 
     async def _consume(self, pool: asyncpg.Pool, *, urgent: bool) -> None:
@@ -232,11 +266,12 @@ class IngestWorker:
         self._ack(batch)
 
     def _ack(self, batch: list[Message]) -> None:
-        client = self._client
-        assert client is not None
         for item in batch:
-            if item.qos and item.generation == self._generation:
-                client.ack(item.mid, item.qos)
+            link = self.links[item.link]
+            # An ack for a message of an earlier connection is dropped: the broker redelivers
+            # it, and its packet id may already name another message.
+            if item.qos and link.client is not None and item.generation == link.generation:
+                link.client.ack(item.mid, item.qos)
 
     async def _quarantine(self, pool: asyncpg.Pool, item: Message) -> None:
         log.error("message on %s could not be processed; dead-lettered", item.topic)
