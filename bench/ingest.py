@@ -432,10 +432,19 @@ class Sampler:
 class Worker:
     """``eldercare ingest`` in a subprocess, with its CPU and peak RSS."""
 
-    def __init__(self, env: dict[str, str], work: Path, *, queue_max: int | None = None) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        work: Path,
+        *,
+        queue_max: int | None = None,
+        only: str | None = None,
+    ) -> None:
         self.queue_max = queue_max
         cmd = [sys.executable, "-m", "services.cli", "ingest", "--client-id", "bench-ingest"]
         cmd.append("--no-relay")
+        if only:
+            cmd += ["--only", only]
         if no_monitor_flag():
             cmd.append("--no-monitor")
         self.cmd = cmd
@@ -612,6 +621,24 @@ async def wait_subscribed(url: str, port: int, home: Home, worker: Worker) -> fl
     finally:
         close(client)
         await db.close()
+
+
+def wait_link(worker: Worker | None, link: str, within: float = 60.0) -> None:
+    """Until the worker's /metrics says its ``link`` is subscribed."""
+    assert worker is not None
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if not worker.alive():
+            raise RuntimeError(f"the {link} worker exited:\n{worker.tail()}")
+        url = f"http://127.0.0.1:{worker.metrics_port}/metrics"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if f'eldercare_ingest_subscribed{{link="{link}"}} 1.0' in response.read().decode():
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"the {link} link did not subscribe within {within} s")
 
 
 # --- emergencies, timed by LISTEN ----------------------------------------------------------
@@ -816,14 +843,20 @@ class Context:
     cpu: CpuMeter
     worker_env: dict[str, str]
     worker: Worker | None = None
+    urgent_worker: Worker | None = None  # the emergency path in a process of its own
     sampler: Sampler | None = None
 
     def targets(self, tag: str) -> tuple[tuple[str, str], ...]:
         return tuple((h.gateway, h.vitals) for h in self.homes[tag])
 
-    def start_worker(self, queue_max: int | None = None) -> Worker:
+    def start_worker(self, queue_max: int | None = None, split: bool = False) -> Worker:
+        """One ingest process, or (``split``) a bulk process plus an urgent-only one."""
         self.stop_worker()
-        worker = Worker(self.worker_env, self.work, queue_max=queue_max)
+        worker = Worker(
+            self.worker_env, self.work, queue_max=queue_max, only="bulk" if split else None
+        )
+        if split:
+            self.urgent_worker = Worker(self.worker_env, self.work, only="urgent")
         self.worker = worker
         self.sampler = Sampler({"worker": worker.process.pid, "broker": self.cpu.broker.pid})
         return worker
@@ -835,6 +868,9 @@ class Context:
         if self.worker is not None:
             self.worker.stop()
             self.worker = None
+        if self.urgent_worker is not None:
+            self.urgent_worker.stop()
+            self.urgent_worker = None
 
 
 class Meter:
@@ -1181,6 +1217,11 @@ def _run(url: str, work: Path, broker: EmbeddedBroker) -> Outcome:
             f"emergency latency: {EMERGENCIES} at {EMERGENCY_RATE:g}/s under"
             f" {BACKGROUND_RATE:,.0f} vitals/s"
         )
+        # The latency and overload phases run the deployment shape recommended for
+        # emergencies: bulk and urgent paths in separate processes (`eldercare ingest --only`).
+        worker = ctx.start_worker(split=True)
+        asyncio.run(wait_subscribed(url, ctx.port, homes["lat"][0], worker))
+        wait_link(ctx.urgent_worker, "urgent")
         results["latency"] = asyncio.run(_phase_latency(ctx))
 
         sustained = results["batched"]["rate"]
@@ -1189,7 +1230,8 @@ def _run(url: str, work: Path, broker: EmbeddedBroker) -> Outcome:
             f" (queue bound {OVERLOAD_QUEUE_MAX:,} messages), an emergency every"
             f" {OVERLOAD_EMERGENCY_EVERY_S:g} s"
         )
-        worker = ctx.start_worker(queue_max=OVERLOAD_QUEUE_MAX)
+        worker = ctx.start_worker(queue_max=OVERLOAD_QUEUE_MAX, split=True)
+        wait_link(ctx.urgent_worker, "urgent")
         asyncio.run(wait_subscribed(url, ctx.port, homes["overload"][0], worker))
         results["overload"] = asyncio.run(_phase_overload(ctx, worker, sustained))
     finally:

@@ -30,6 +30,7 @@ SCAN_EVERY_S = 10.0
 HOUSEKEEPING_EVERY_S = 3600.0
 DEDUP_KEEP = timedelta(days=7)
 BREACH_KEEP = timedelta(days=1)
+VISIT_MAX = timedelta(hours=4)
 
 
 async def scan(
@@ -42,7 +43,14 @@ async def scan(
         return []
     done: list[str] = []
     done += await _offline(conn, now, cfg)
-    visits = {r["elder_id"] for r in await conn.fetch("SELECT elder_id FROM telemetry.visit_mode")}
+    # A visit nobody checked out of stops suppressing after VISIT_MAX (a forgotten
+    # check-out must not silence a home for good).
+    visits = {
+        r["elder_id"]
+        for r in await conn.fetch(
+            "SELECT elder_id FROM telemetry.visit_mode WHERE since > $1", now - VISIT_MAX
+        )
+    }
     done += await _inactivity(conn, now, cfg, visits)
     done += await _bed_exit(conn, now, cfg, visits)
     done += await _escalate(conn, now, cfg)

@@ -10,6 +10,7 @@ import orjson
 import paho.mqtt.client as mqtt
 import pytest
 
+from services.telemetry.ingest.worker import IngestWorker
 from tests.integration.telemetry_helpers import make_home, msg, running
 from tests.waiting import eventually
 
@@ -151,3 +152,43 @@ async def test_gateway_last_will_raises_offline(registry, settings, broker, reco
         )
     assert alert["status"] == "open" and alert["severity"] == "warning"
     assert orjson.loads(alert["details"])["source"]
+
+
+async def test_split_processes_store_an_emergency_once(registry, settings, broker, db):
+    """`--only urgent` and `--only bulk` side by side: both may see an emergency (the bulk
+    path keeps it as a safety net); it is stored once and raises one alert."""
+    home = await make_home(registry)
+    stop = asyncio.Event()
+    s = settings.model_copy(update={"mqtt_url": broker.url})
+    urgent = IngestWorker(s, client_id="ingest-test", only="urgent")
+    bulk = IngestWorker(s, client_id="ingest-test", only="bulk")
+    tasks = [asyncio.create_task(urgent.run(stop)), asyncio.create_task(bulk.run(stop))]
+    try:
+        for worker in (urgent, bulk):
+            assert await asyncio.to_thread(worker.subscribed.wait, 15)
+        pub = publisher(broker.port)
+        pub.publish(*msg(home, "btn", "emergency", msg_id="split-1"), qos=1).wait_for_publish(5)
+        pub.publish(*msg(home, "vit", "vitals", heart_rate=70), qos=1).wait_for_publish(5)
+        pub.loop_stop()
+        await eventually(
+            lambda: db.fetchval(
+                "SELECT count(*) FROM telemetry.events WHERE gateway_id = $1", home["gateway"]
+            )
+        )
+        await eventually(
+            lambda: db.fetchval(
+                "SELECT count(*) = 2 FROM telemetry.events WHERE gateway_id = $1", home["gateway"]
+            )
+        )
+    finally:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), 15)
+    assert await db.fetchval("SELECT count(*) FROM telemetry.events WHERE msg_id = 'split-1'") == 1
+    assert (
+        await db.fetchval(
+            "SELECT count(*) FROM telemetry.alerts WHERE gateway_id = $1 AND kind = 'emergency'",
+            home["gateway"],
+        )
+        == 1
+    )
+    assert set(urgent.links) == {"urgent"} and set(bulk.links) == {"bulk"}

@@ -136,3 +136,25 @@ async def test_housekeeping_keeps_partitions_ahead_and_drops_old(conn):
     }
     assert "events_2027_06" not in names and "events_default" in names
     assert result["partitions_dropped"] >= 4
+
+
+async def test_housekeeping_survives_rows_stranded_in_the_default_partition(conn):
+    stranded = datetime(2031, 3, 10, tzinfo=UTC)  # no partition prepared for it
+    await conn.execute(
+        "INSERT INTO telemetry.events (received_at, device_id, msg_id, device_ts, gateway_id, "
+        "event, skew_s, data) VALUES ($1, 'dev-stranded', 'm-1', $1, 'gw-x', 'heartbeat', 0, "
+        "'{}')",
+        stranded,
+    )
+    async with conn.transaction():
+        result = await housekeeping(conn, datetime(2031, 3, 1, tzinfo=UTC), retention_days=3650)
+    names = {
+        r["relname"]
+        for r in await conn.fetch(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'events'"
+        )
+    }
+    assert "events_2031_03" not in names  # its rows are in the default partition
+    assert {"events_2031_04", "events_2031_05", "events_2031_06"} <= names
+    assert result["partitions_made"] >= 3

@@ -23,6 +23,12 @@ log = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--client-id", help="stable MQTT client id (persistent session)")
     parser.add_argument(
+        "--only",
+        choices=["urgent", "bulk"],
+        help="run one path: `urgent` (emergencies, falls, gateway status — its own process "
+        "keeps its latency low) or `bulk` (everything else, urgent topics as a safety net)",
+    )
+    parser.add_argument(
         "--no-relay", action="store_true", help="do not deliver the outbox from this process"
     )
     parser.add_argument(
@@ -36,11 +42,12 @@ async def serve(
     settings: Settings,
     *,
     client_id: str | None,
+    only: str | None = None,
     relay: bool,
     monitor: bool,
     stop: asyncio.Event,
 ) -> None:
-    worker = IngestWorker(settings, client_id=client_id)
+    worker = IngestWorker(settings, client_id=client_id, only=only)
     # Each part restarts on its own failure: a relay or monitor error never stops ingest.
     tasks = [asyncio.create_task(supervised("ingest", lambda: worker.run(stop)))]
     if relay:
@@ -76,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         await serve(
             settings,
             client_id=args.client_id,
+            only=args.only,
             relay=not args.no_relay,
             monitor=not args.no_monitor,
             stop=stop,

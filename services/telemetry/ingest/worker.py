@@ -42,6 +42,7 @@ SHARED_TOPIC = "$share/ingest/eldercare/v1/#"
 PLAIN_TOPIC = "eldercare/v1/#"
 SHED = Counter("eldercare_ingest_shed_total", "messages shed under overload", ["event"])
 QUEUE = Gauge("eldercare_ingest_queue", "messages waiting", ["queue"])
+SUBSCRIBED = Gauge("eldercare_ingest_subscribed", "1 while the link is subscribed", ["link"])
 URGENT_SUFFIXES = (*(f"/{e}" for e in contract.URGENT), "/status")
 URGENT_FILTERS = (
     *(f"eldercare/v1/+/+/{e}" for e in sorted(contract.URGENT)),
@@ -85,8 +86,14 @@ class Link:
 
 
 class IngestWorker:
-    def __init__(self, settings: Settings, *, client_id: str | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, client_id: str | None = None, only: str | None = None
+    ) -> None:
+        """``only="urgent"`` runs just the emergency path (a process of its own keeps its
+        latency free of bulk work); ``only="bulk"`` everything else — and, as a safety net,
+        urgent topics too: storing is idempotent, so both processes may see one message."""
         self.settings = settings
+        self.only = only
         self.address: BrokerAddress = parse_url(
             settings.mqtt_url or f"mqtt://127.0.0.1:{settings.mqtt_port}"
         )
@@ -101,7 +108,7 @@ class IngestWorker:
         self.bulk: deque[Message] = deque()
         self.shared: bool | None = settings.mqtt_shared
         self.stored = 0
-        self.links = {
+        links = {
             "bulk": Link("bulk", self.client_id, (SHARED_TOPIC,), (PLAIN_TOPIC,)),
             "urgent": Link(
                 "urgent",
@@ -110,6 +117,7 @@ class IngestWorker:
                 URGENT_FILTERS,
             ),
         }
+        self.links = {name: link for name, link in links.items() if only in (None, name)}
         self.subscribed = threading.Event()  # both links are subscribed
         self._loop: asyncio.AbstractEventLoop | None = None
         self._urgent_ready = asyncio.Event()
@@ -144,13 +152,14 @@ class IngestWorker:
             client.subscribe([(f, 1) for f in link.plain_filters])
             return
         link.subscribed.set()
+        SUBSCRIBED.labels(link.name).set(1)
         if all(lk.subscribed.is_set() for lk in self.links.values()):
             self.subscribed.set()
 
     def _on_message(self, client, link: Link, msg: mqtt.MQTTMessage) -> None:
         assert self._loop is not None
-        if link.name == "bulk" and msg.topic.endswith(URGENT_SUFFIXES):
-            client.ack(msg.mid, msg.qos)  # the urgent link holds its own copy
+        if link.name == "bulk" and self.only is None and msg.topic.endswith(URGENT_SUFFIXES):
+            client.ack(msg.mid, msg.qos)  # this process's urgent link holds its own copy
             return
         item = Message(
             msg.topic, msg.payload, datetime.now(UTC), msg.mid, msg.qos, link.generation, link.name
@@ -168,6 +177,7 @@ class IngestWorker:
             self._loop.call_soon_threadsafe(self._bulk_ready.set)
 
     def _on_disconnect(self, client, link: Link, flags, reason_code, properties) -> None:
+        SUBSCRIBED.labels(link.name).set(0)
         if reason_code != 0:
             log.warning("%s link disconnected (%s); paho reconnects", link.name, reason_code)
 
@@ -193,9 +203,12 @@ class IngestWorker:
         for link in self.links.values():
             self._connect(link)
         tasks = [
-            asyncio.create_task(supervised("urgent", lambda: self._consume(pool, urgent=True))),
-            asyncio.create_task(supervised("bulk", lambda: self._consume(pool, urgent=False))),
+            asyncio.create_task(supervised("urgent", lambda: self._consume(pool, urgent=True)))
         ]
+        if "bulk" in self.links:
+            tasks.append(
+                asyncio.create_task(supervised("bulk", lambda: self._consume(pool, urgent=False)))
+            )
         try:
             await stop.wait()
         finally:
