@@ -1220,7 +1220,7 @@ def _run(url: str, work: Path, broker: EmbeddedBroker) -> Outcome:
         # The latency and overload phases run the deployment shape recommended for
         # emergencies: bulk and urgent paths in separate processes (`eldercare ingest --only`).
         worker = ctx.start_worker(split=True)
-        asyncio.run(wait_subscribed(url, ctx.port, homes["lat"][0], worker))
+        asyncio.run(wait_subscribed(url, ctx.port, homes["latency"][0], worker))
         wait_link(ctx.urgent_worker, "urgent")
         results["latency"] = asyncio.run(_phase_latency(ctx))
 

@@ -24,6 +24,7 @@ EXPECTED_SERVICES = {
     "dispatch",
     "telemetry",
     "ingest",
+    "ingest-urgent",
     "emulator",
 }
 
@@ -92,7 +93,9 @@ def test_migrate_job_waits_for_healthy_postgres(services):
 
 def test_ingest_and_emulator(services):
     ingest = services["ingest"]
-    assert ingest["command"] == ["eldercare", "ingest"]
+    assert ingest["command"] == ["eldercare", "ingest", "--only", "bulk"]
+    urgent = services["ingest-urgent"]
+    assert urgent["command"][:4] == ["eldercare", "ingest", "--only", "urgent"]
     assert ingest["deploy"]["replicas"] == 2
     assert "ports" not in ingest  # replicas would clash on a published port
     emulator = services["emulator"]
