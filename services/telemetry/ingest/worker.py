@@ -49,6 +49,7 @@ URGENT_FILTERS = (
     "eldercare/v1/+/status",
 )
 _URGENT_MARKERS = tuple(f'"{e}"'.encode() for e in contract.URGENT)
+SAFETY_NET_DELAY_S = 1.0  # a bulk-only process takes urgent topics up after this
 RETRY_LIMIT = 3  # attempts at one message before it is set aside as unprocessable
 
 # Errors that say something about the message, not about the database's health.
@@ -106,6 +107,7 @@ class IngestWorker:
         self.pipeline = Pipeline()
         self.urgent: deque[Message] = deque()
         self.bulk: deque[Message] = deque()
+        self.deferred: deque[Message] = deque()  # urgent copies a bulk-only process keeps
         self.shared: bool | None = settings.mqtt_shared
         self.stored = 0
         links = {
@@ -164,6 +166,12 @@ class IngestWorker:
         item = Message(
             msg.topic, msg.payload, datetime.now(UTC), msg.mid, msg.qos, link.generation, link.name
         )
+        if self.only == "bulk" and msg.topic.endswith(URGENT_SUFFIXES):
+            # The urgent process stores these; this copy is the safety net. Taken up a little
+            # later, it finds the message already stored — instead of racing the urgent
+            # process for the same row and making it wait on this busier process.
+            self.deferred.append(item)
+            return
         if link.name == "urgent" or is_urgent(msg.topic, msg.payload):
             self.urgent.append(item)
             self._loop.call_soon_threadsafe(self._urgent_ready.set)
@@ -209,6 +217,10 @@ class IngestWorker:
             tasks.append(
                 asyncio.create_task(supervised("bulk", lambda: self._consume(pool, urgent=False)))
             )
+        if self.only == "bulk":
+            tasks.append(
+                asyncio.create_task(supervised("deferred", lambda: self._consume_deferred(pool)))
+            )
         try:
             await stop.wait()
         finally:
@@ -243,6 +255,19 @@ class IngestWorker:
             ]
             QUEUE.labels("urgent" if urgent else "bulk").set(len(queue))
             await self._commit(pool, batch)
+
+    async def _consume_deferred(self, pool: asyncpg.Pool) -> None:
+        while True:
+            due = [
+                m
+                for m in list(self.deferred)
+                if (datetime.now(UTC) - m.received_at).total_seconds() >= SAFETY_NET_DELAY_S
+            ]
+            for item in due:
+                self.deferred.remove(item)
+            if due:
+                await self._commit(pool, due)
+            await asyncio.sleep(0.2)
 
     async def _commit(self, pool: asyncpg.Pool, batch: list[Message]) -> None:
         """Store ``batch`` and ack it. Never raises and never drops: database trouble is
