@@ -219,6 +219,12 @@ class EmbeddedBroker:
     def shared_subscriptions(self) -> bool:
         return self.kind == "mosquitto"
 
+    @property
+    def shared(self) -> bool | None:
+        """For ``Settings.mqtt_shared``: amqtt has no ``$share/…`` (it would accept the
+        subscription and deliver nothing), so say so instead of letting the worker probe."""
+        return None if self.shared_subscriptions else False
+
     def _mosquitto_config(self) -> Path:
         lines = [
             f"listener {self.port} 127.0.0.1",

@@ -3,6 +3,7 @@ free ports in temp dirs; every service's tests share them."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
 
@@ -30,7 +31,8 @@ def database_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def broker() -> Iterator[EmbeddedBroker]:
     work = temp_dir("eldercare-test-mqtt-")
-    server = EmbeddedBroker(work)
+    # mosquitto where installed; ELDERCARE_TEST_BROKER=amqtt runs the suite on the fallback
+    server = EmbeddedBroker(work, prefer=os.environ.get("ELDERCARE_TEST_BROKER", "mosquitto"))
     server.start()
     try:
         yield server

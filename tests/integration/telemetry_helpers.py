@@ -77,7 +77,9 @@ async def running(settings, broker, recorder, client_id="ingest-test"):
     leave a dormant member in the shared-subscription group that takes its turn at messages.
     """
     stop = asyncio.Event()
-    s = settings.model_copy(update={"mqtt_url": broker.url, "dispatch_url": recorder.url})
+    s = settings.model_copy(
+        update={"mqtt_url": broker.url, "dispatch_url": recorder.url, "mqtt_shared": broker.shared}
+    )
     worker = IngestWorker(s, client_id=client_id)
     tasks = [asyncio.create_task(worker.run(stop)), asyncio.create_task(Relay(s).run(stop))]
     try:

@@ -159,7 +159,7 @@ async def test_split_processes_store_an_emergency_once(registry, settings, broke
     path keeps it as a safety net); it is stored once and raises one alert."""
     home = await make_home(registry)
     stop = asyncio.Event()
-    s = settings.model_copy(update={"mqtt_url": broker.url})
+    s = settings.model_copy(update={"mqtt_url": broker.url, "mqtt_shared": broker.shared})
     urgent = IngestWorker(s, client_id="ingest-test", only="urgent")
     bulk = IngestWorker(s, client_id="ingest-test", only="bulk")
     tasks = [asyncio.create_task(urgent.run(stop)), asyncio.create_task(bulk.run(stop))]
