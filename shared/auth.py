@@ -224,3 +224,23 @@ def platform_wide(principal: Principal) -> Principal:
     if principal.role is not Role.admin or principal.region is not None:
         raise Forbidden("only a platform-wide admin (no region scope) may do this")
     return principal
+
+
+# Who may do what, by kind of act; each router picks one, and scoping narrows it further.
+SCOPED_READERS = frozenset(
+    {
+        Role.admin,
+        Role.street,
+        Role.community,
+        Role.org_admin,
+        Role.caregiver,
+        Role.service,
+        Role.family,
+    }
+)
+STAFF_READERS = SCOPED_READERS - {Role.family}  # lists, devices, operations
+CASE_WRITERS = frozenset({Role.admin, Role.street, Role.community, Role.org_admin})
+
+ScopedReader = require_roles(*SCOPED_READERS)
+StaffReader = require_roles(*STAFF_READERS)
+CaseWriter = require_roles(*CASE_WRITERS)

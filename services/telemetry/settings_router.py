@@ -14,14 +14,12 @@ from sqlalchemy.dialects.postgresql import insert
 from services.registry.elders import service as elders
 from services.telemetry.alerts import rules
 from services.telemetry.alerts.models import ElderSettings
-from shared.auth import Principal, Role, require_roles
+from shared.auth import Principal, Role, StaffReader, require_roles
 from shared.uow import SessionDep
 
 router = APIRouter(tags=["monitoring settings"])
 
-Reader = require_roles(
-    Role.admin, Role.street, Role.community, Role.org_admin, Role.caregiver, Role.service
-)
+Reader = StaffReader
 Editor = require_roles(Role.admin, Role.community, Role.org_admin)
 
 Clock = Annotated[str, StringConstraints(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]

@@ -165,7 +165,7 @@ async def test_pii_reveal_is_role_gated_and_audited(registry, settings):
 
 
 async def test_list_filters_and_cursor_pagination(registry):
-    region = "350213"  # 翔安区: a region only this test uses
+    region = "350211"  # 集美区: a region only this test uses
     ids = []
     for i in range(7):
         body = elder_body(

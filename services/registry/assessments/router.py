@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from services.registry.assessments import service
 from services.registry.assessments.schemas import AssessmentCreate, AssessmentRead
 from services.registry.elders import service as elders
-from shared.auth import Principal, Role, require_roles
+from shared.auth import Principal, Role, ScopedReader, require_roles
 from shared.uow import SessionDep
 
 router = APIRouter(prefix="/v1/elders/{elder_id}/assessments", tags=["assessments"])
@@ -15,15 +15,7 @@ router = APIRouter(prefix="/v1/elders/{elder_id}/assessments", tags=["assessment
 # The service org benefits from the level, so it does not record it: the third-party
 # assessor's report is entered by the civil-affairs side (GB/T 42195, 000 篇一).
 Writer = require_roles(Role.admin, Role.street, Role.community)
-Reader = require_roles(
-    Role.admin,
-    Role.street,
-    Role.community,
-    Role.org_admin,
-    Role.caregiver,
-    Role.service,
-    Role.family,
-)
+Reader = ScopedReader
 
 
 @router.post(

@@ -17,26 +17,16 @@ from services.registry.beds.schemas import (
     ModificationRead,
 )
 from shared import clock
-from shared.auth import Principal, Role, require_roles
+from shared.auth import CaseWriter, Principal, ScopedReader, StaffReader
 from shared.errors import problem_doc
 from shared.pagination import Cursor, Limit, Page, next_cursor
 from shared.uow import SessionDep
 
 router = APIRouter(prefix="/v1/beds", tags=["beds"])
 
-Writer = require_roles(Role.admin, Role.street, Role.community, Role.org_admin)
-Reader = require_roles(
-    Role.admin,
-    Role.street,
-    Role.community,
-    Role.org_admin,
-    Role.caregiver,
-    Role.service,
-    Role.family,
-)
-Lister = require_roles(
-    Role.admin, Role.street, Role.community, Role.org_admin, Role.caregiver, Role.service
-)
+Writer = CaseWriter
+Reader = ScopedReader
+Lister = StaffReader
 
 
 @router.post(

@@ -13,15 +13,13 @@ from sqlalchemy.dialects.postgresql import insert
 
 from services.registry.calendar.schemas import CalendarDayRead, CalendarDayUpdate, DeadlineRead
 from shared import calendar
-from shared.auth import Principal, Role, platform_wide, require_roles
+from shared.auth import Principal, Role, StaffReader, platform_wide, require_roles
 from shared.uow import SessionDep
 
 router = APIRouter(prefix="/v1/calendar", tags=["calendar"])
 
 Admin = require_roles(Role.admin)
-Reader = require_roles(
-    Role.admin, Role.street, Role.community, Role.org_admin, Role.caregiver, Role.service
-)
+Reader = StaffReader
 
 
 @router.get(

@@ -12,21 +12,13 @@ from services.registry.caregivers.schemas import (
 )
 from services.registry.deps import CipherDep
 from services.registry.elders import service as elders
-from shared.auth import Principal, Role, require_roles
+from shared.auth import CaseWriter, Principal, ScopedReader
 from shared.uow import SessionDep
 
 router = APIRouter(prefix="/v1/elders/{elder_id}/family-caregivers", tags=["family caregivers"])
 
-Writer = require_roles(Role.admin, Role.street, Role.community, Role.org_admin)
-Reader = require_roles(
-    Role.admin,
-    Role.street,
-    Role.community,
-    Role.org_admin,
-    Role.caregiver,
-    Role.service,
-    Role.family,
-)
+Writer = CaseWriter
+Reader = ScopedReader
 
 
 @router.post(

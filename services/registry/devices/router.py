@@ -7,16 +7,14 @@ from fastapi import APIRouter, Path, Query
 
 from services.registry.devices import service
 from services.registry.devices.schemas import DEVICE_ID_PATTERN, DeviceCreate, DeviceRead
-from shared.auth import Principal, Role, require_roles
+from shared.auth import Principal, Role, StaffReader, require_roles
 from shared.pagination import Cursor, Limit, Page, next_cursor
 from shared.uow import SessionDep
 
 router = APIRouter(prefix="/v1/devices", tags=["devices"])
 
 Writer = require_roles(Role.admin, Role.org_admin)
-Reader = require_roles(
-    Role.admin, Role.street, Role.community, Role.org_admin, Role.caregiver, Role.service
-)
+Reader = StaffReader
 
 
 @router.post(

@@ -18,28 +18,22 @@ from services.registry.elders.schemas import (
     Zone,
 )
 from shared import clock
-from shared.auth import Principal, Role, require_roles
+from shared.auth import (
+    SCOPED_READERS,
+    CaseWriter,
+    Principal,
+    ScopedReader,
+    StaffReader,
+)
 from shared.pagination import Cursor, Limit, Page, next_cursor
 from shared.uow import SessionDep, get_session
 
 router = APIRouter(prefix="/v1/elders", tags=["elders"])
 
-Writer = require_roles(Role.admin, Role.street, Role.community, Role.org_admin)
-READ_ROLES = frozenset(
-    {
-        Role.admin,
-        Role.street,
-        Role.community,
-        Role.org_admin,
-        Role.caregiver,
-        Role.service,
-        Role.family,
-    }
-)
-Reader = require_roles(*READ_ROLES)
-Lister = require_roles(
-    Role.admin, Role.street, Role.community, Role.org_admin, Role.caregiver, Role.service
-)
+Writer = CaseWriter
+READ_ROLES = SCOPED_READERS  # the fast path (fastpath.py) checks the same set
+Reader = ScopedReader
+Lister = StaffReader
 
 
 @router.post(

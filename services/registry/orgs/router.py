@@ -17,7 +17,7 @@ from services.registry.orgs.schemas import (
     StationRead,
 )
 from shared import clock
-from shared.auth import Principal, Role, require_roles
+from shared.auth import Principal, Role, StaffReader, require_roles
 from shared.errors import Forbidden
 from shared.pagination import Cursor, Limit, Page, next_cursor
 from shared.uow import SessionDep
@@ -26,9 +26,7 @@ router = APIRouter(tags=["orgs"])
 
 Admin = require_roles(Role.admin)
 Manager = require_roles(Role.admin, Role.org_admin)
-Reader = require_roles(
-    Role.admin, Role.street, Role.community, Role.org_admin, Role.caregiver, Role.service
-)
+Reader = StaffReader
 StaffEditor = require_roles(Role.admin, Role.org_admin, Role.caregiver)
 
 

@@ -16,25 +16,15 @@ from services.telemetry.alerts.schemas import (
     ResolveIn,
     Severity,
 )
-from shared.auth import Principal, Role, require_roles
+from shared.auth import Principal, ScopedReader, StaffReader
 from shared.errors import Unprocessable
 from shared.pagination import Cursor, Limit, Page, next_cursor
 from shared.uow import SessionDep
 
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
 
-Reader = require_roles(
-    Role.admin,
-    Role.street,
-    Role.community,
-    Role.org_admin,
-    Role.caregiver,
-    Role.service,
-    Role.family,
-)
-Handler = require_roles(
-    Role.admin, Role.street, Role.community, Role.org_admin, Role.caregiver, Role.service
-)
+Reader = ScopedReader
+Handler = StaffReader
 
 
 @router.get("", response_model=Page[AlertRead], summary="Alerts in your scope, newest first")

@@ -17,22 +17,14 @@ from services.telemetry import fhir
 from services.telemetry.events import service
 from services.telemetry.events.models import Gateway
 from services.telemetry.events.schemas import DeadLetterRead, EventRead, GatewayRead
-from shared.auth import Principal, Role, platform_wide, require_roles
+from shared.auth import Principal, Role, ScopedReader, platform_wide, require_roles
 from shared.errors import NotFound
 from shared.pagination import Limit
 from shared.uow import SessionDep
 
 router = APIRouter(tags=["readings"])
 
-Reader = require_roles(
-    Role.admin,
-    Role.street,
-    Role.community,
-    Role.org_admin,
-    Role.caregiver,
-    Role.service,
-    Role.family,
-)
+Reader = ScopedReader
 Ops = require_roles(Role.admin)
 
 
