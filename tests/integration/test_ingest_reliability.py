@@ -54,9 +54,11 @@ def start_worker(settings, broker, metrics_port: int = 0) -> subprocess.Popen:
 @pytest.mark.slow
 async def test_kill_9_twice_loses_and_doubles_nothing(registry, settings, broker):
     if broker.kind != "mosquitto":
-        pytest.skip("needs a broker that keeps a crashed client's persistent session and "
-                    "redelivers its unacknowledged QoS 1 messages (Mosquitto, EMQX); "
-                    "amqtt, the demo broker, does not survive this test")
+        pytest.skip(
+            "needs a broker that keeps a crashed client's persistent session and "
+            "redelivers its unacknowledged QoS 1 messages (Mosquitto, EMQX); "
+            "amqtt, the demo broker, does not survive this test"
+        )
     home = await make_home(registry)
     device = home["devices"]["vit"]
     topic = f"eldercare/v1/{home['gateway']}/{device}/vitals"
