@@ -154,7 +154,7 @@ def test_k8s_manifests_parse_and_are_typed():
     for name in REST_PORTS:
         assert ("Deployment", name) in kinds
         assert ("Service", name) in kinds
-    assert ("Deployment", "ingest") in kinds
+    assert ("StatefulSet", "ingest") in kinds
     assert {"Namespace", "Job", "Secret"} <= {kind for kind, _ in kinds}
 
 
@@ -166,8 +166,16 @@ def test_k8s_rest_probes_and_ingest_replicas():
         assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
         assert container["ports"][0]["containerPort"] == port
         assert service["spec"]["ports"][0]["port"] == port
-    ingest = yaml.safe_load((K8S / "ingest.yaml").read_text("utf-8"))
-    assert ingest["spec"]["replicas"] == 2
+    docs = {
+        d["metadata"]["name"]: d
+        for d in yaml.safe_load_all((K8S / "ingest.yaml").read_text("utf-8"))
+        if d["kind"] == "StatefulSet"
+    }
+    # stable pod names = stable MQTT client ids for the persistent sessions
+    assert set(docs) == {"ingest", "ingest-urgent"}
+    assert docs["ingest"]["spec"]["replicas"] == 2
+    env = docs["ingest"]["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert env[0]["name"] == "ELDERCARE_INGEST_CLIENT_ID"
 
 
 def test_mosquitto_conf_matches_what_the_ingest_needs():
