@@ -195,3 +195,31 @@ async def test_an_org_cannot_certify_its_own_elders_level(registry):
         org=org["id"],
     )
     assert r.status_code == 403
+
+
+async def test_a_later_assessment_does_not_backdate_eligibility(registry):
+    org = await make_org(registry)
+    elder = await make_elder(registry, level=None)  # assessed 3 days ago below
+    r = await registry.post(
+        f"/v1/elders/{elder['id']}/assessments",
+        {
+            "level": 2,
+            "assessed_on": str(clock.today() - timedelta(days=3)),
+            "assessor": "第三方评估机构",
+        },
+    )
+    assert r.status_code == 201
+    body = {"elder_id": elder["id"], "org_id": org["id"], "station_id": org["station"]["id"]}
+    r = await registry.post(
+        "/v1/beds", {**body, "started_on": str(clock.today() - timedelta(days=10))}
+    )
+    assert r.status_code == 422
+    assert reason_codes(r) == {"no_assessment"}  # nothing was in force ten days ago
+    r = await registry.post(
+        "/v1/beds", {**body, "started_on": str(clock.today() - timedelta(days=90))}
+    )
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "started_on"
+    r = await registry.post(
+        "/v1/beds", {**body, "started_on": str(clock.today() - timedelta(days=2))}
+    )
+    assert r.status_code == 201

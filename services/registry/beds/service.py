@@ -8,6 +8,7 @@ from datetime import date, timedelta
 from sqlalchemy import ColumnElement, Select, false, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.registry.assessments.models import Assessment
 from services.registry.beds import eligibility
 from services.registry.beds.models import OPEN_STATUSES, Bed, BedEvent, Modification
 from services.registry.beds.schemas import BedCreate, BedTransition, ModificationCreate
@@ -21,6 +22,10 @@ from shared.errors import Conflict, Forbidden, NotFound, Problem, Unprocessable
 from shared.pagination import decode_cursor
 from shared.pii import age_on
 from shared.policy import Policy, bed_policy_for, policy_by_code
+
+# A bed may be recorded a month after service began (paperwork lags), or planned ahead.
+MAX_BACKDATE = timedelta(days=31)
+MAX_AHEAD = timedelta(days=90)
 
 # status → the steps allowed from it (action → new status)
 TRANSITIONS: dict[str, dict[str, str]] = {
@@ -74,13 +79,22 @@ async def evaluate(
     if except_bed is not None:
         open_beds = open_beds.where(Bed.id != except_bed)
     open_bed = await session.scalar(open_beds.limit(1))
+    # The assessment in force on ``day``, not the latest: a later assessment cannot make a
+    # bed that started earlier eligible retroactively.
+    in_force = await session.execute(
+        select(Assessment.level, Assessment.valid_until)
+        .where(Assessment.elder_id == elder.id, Assessment.assessed_on <= day)
+        .order_by(Assessment.assessed_on.desc(), Assessment.created_at.desc())
+        .limit(1)
+    )
+    level, valid_until = in_force.first() or (None, None)
     facts = eligibility.ElderFacts(
         age=age_on(elder.birth_date, day),
         lives_at_home=elder.lives_at_home,
         living_arrangement=elder.living_arrangement,
         deceased_on=elder.deceased_on,
-        level=elder.current_level,
-        level_valid_until=elder.reassessment_due_on,
+        level=level,
+        level_valid_until=valid_until,
         has_coresident_caregiver=await caregivers.has_coresident(session=session, elder=elder),
         has_open_bed=open_bed is not None,
     )
@@ -109,6 +123,15 @@ async def create(
             f"org {bed_in.org_id} not found", errors=[("org_id", "no such org")]
         ) from None
     await orgs.get_station(session=session, org_id=org.id, station_id=bed_in.station_id)
+    if bed_in.started_on is not None and not (
+        today - MAX_BACKDATE <= bed_in.started_on <= today + MAX_AHEAD
+    ):
+        raise Unprocessable(
+            "started_on is out of range",
+            errors=[
+                ("started_on", f"must be between {today - MAX_BACKDATE} and {today + MAX_AHEAD}")
+            ],
+        )
     # Serialise bed creation per elder so two concurrent requests cannot both pass the check.
     await session.execute(select(Elder.id).where(Elder.id == elder.id).with_for_update())
     day = bed_in.started_on or today
