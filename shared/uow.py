@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -73,9 +74,10 @@ class UnitOfWorkMiddleware:
         app: ASGIApp,
         *,
         service: str,
-        sessionmaker_of: callable,  # () -> async_sessionmaker; resolved per request (lifespan)
-        principal_of: callable,  # (scope) -> str | None: whose keys these are
-        cipher_of: callable,  # () -> PiiCipher: stored responses may hold secrets
+        # resolved per request: the lifespan creates them after the middleware stack is built
+        sessionmaker_of: Callable[[], async_sessionmaker[AsyncSession]],
+        principal_of: Callable[[Scope], str | None],  # whose Idempotency-Keys these are
+        cipher_of: Callable[[], PiiCipher],  # stored responses may hold secrets
         max_body_bytes: int,
     ) -> None:
         self.app = app

@@ -1,11 +1,15 @@
 """The ingest worker: MQTT in, PostgreSQL out, an ack only after the commit.
 
-One paho network thread receives; two asyncio consumers write. Emergencies and falls go to
-an urgent queue that a dedicated consumer commits one by one, at once; everything else is
-written in batches (by size or ``ingest_flush_ms``). Acks are sent after the transaction
-commits, and the broker session is persistent (clean_session=False), so a worker killed at
-any point loses nothing: what was not acked is redelivered, and ``telemetry.seen`` drops
-what was already stored.
+Two MQTT links: ``urgent`` (emergency, fall, gateway status; its own connection and shared
+group, so an emergency never queues behind a bulk backlog at the broker) and ``bulk``
+(everything else, including batches — an emergency inside a batch is still taken first).
+Each feeds an asyncio consumer: urgent messages are committed one by one, at once; bulk ones
+in batches (by size or ``ingest_flush_ms``). ``--only urgent|bulk`` splits them into two
+processes so that emergency latency never depends on the bulk load.
+
+Acks are sent after the transaction commits, and the broker sessions are persistent
+(clean_session=False), so a worker killed at any point loses nothing: what was not acked is
+redelivered, and ``telemetry.seen`` drops what was already stored.
 
 Overload: the bulk queue is bounded. When it is full, non-urgent messages are shed (acked
 unstored, counted in ``eldercare_ingest_shed_total``); urgent ones never are.
@@ -22,7 +26,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import paho.mqtt.client as mqtt
@@ -257,14 +261,13 @@ class IngestWorker:
             await self._commit(pool, batch)
 
     async def _consume_deferred(self, pool: asyncpg.Pool) -> None:
+        """The bulk-only safety net: urgent copies, taken up once the urgent process had
+        its chance (they arrive in order, so the due ones are at the left)."""
         while True:
-            due = [
-                m
-                for m in list(self.deferred)
-                if (datetime.now(UTC) - m.received_at).total_seconds() >= SAFETY_NET_DELAY_S
-            ]
-            for item in due:
-                self.deferred.remove(item)
+            due = []
+            cutoff = datetime.now(UTC) - timedelta(seconds=SAFETY_NET_DELAY_S)
+            while self.deferred and self.deferred[0].received_at <= cutoff:
+                due.append(self.deferred.popleft())
             if due:
                 await self._commit(pool, due)
             await asyncio.sleep(0.2)
