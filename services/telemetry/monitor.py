@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -57,73 +56,84 @@ async def scan(
     return done
 
 
+_SILENT = """
+SELECT s.device_id, s.gateway_id, s.elder_id, s.last_seen_at,
+       CASE WHEN s.device_id = s.gateway_id THEN 'gateway_offline' ELSE 'device_offline' END
+           AS kind
+FROM telemetry.device_state s
+WHERE s.last_seen_at < $1
+  AND NOT EXISTS (
+      SELECT 1 FROM telemetry.alerts a
+      WHERE a.dedup_key = s.device_id || ':' || CASE WHEN s.device_id = s.gateway_id
+            THEN 'gateway_offline' ELSE 'device_offline' END
+        AND a.status IN ('open', 'acknowledged', 'dispatched'))
+"""
+
+# A device reporting again closes its offline alert (a gateway's closes on its own "online").
+_BACK = """
+UPDATE telemetry.alerts a SET status = 'resolved', resolved_at = $2, resolved_by = 'system',
+    resolution_note = 'device reporting again'
+FROM telemetry.device_state s
+WHERE a.kind = 'device_offline' AND a.status IN ('open', 'acknowledged', 'dispatched')
+  AND a.device_id = s.device_id AND s.last_seen_at >= $1
+RETURNING a.id, a.device_id
+"""
+
+
 async def _offline(conn, now, cfg) -> list[str]:
+    """Set-based: one query finds the newly silent, one closes the alerts of the returned."""
     done = []
     silence = timedelta(seconds=cfg.heartbeat_interval_s * cfg.offline_after_missed)
-    for row in await conn.fetch(
-        "SELECT device_id, gateway_id, elder_id, last_seen_at FROM telemetry.device_state"
-    ):
-        is_gateway = row["device_id"] == row["gateway_id"]
-        kind = "gateway_offline" if is_gateway else "device_offline"
-        if rules.offline(row["last_seen_at"], now, cfg):
-            r = await store.raise_alert(
-                conn,
-                kind=kind,
-                severity="warning",
-                subject=row["device_id"],
-                at=now,
-                elder_id=row["elder_id"],
-                gateway_id=row["gateway_id"],
-                device_id=row["device_id"],
-                window_s=10 * 365 * 24 * 3600,
-                details={
-                    "last_seen_at": row["last_seen_at"].isoformat(),
-                    "missed_heartbeats": cfg.offline_after_missed,
-                },
-            )
-            if r.created:
-                done.append(f"{kind}:{row['device_id']}")
-        elif (
-            now - row["last_seen_at"] <= silence
-            and not is_gateway
-            and await store.close_active(
-                conn,
-                subject=row["device_id"],
-                kind=kind,
-                actor="system",
-                note="device reporting again",
-            )
-        ):
-            done.append(f"closed:{kind}:{row['device_id']}")
+    for row in await conn.fetch(_SILENT, now - silence):
+        r = await store.raise_alert(
+            conn,
+            kind=row["kind"],
+            severity="warning",
+            subject=row["device_id"],
+            at=now,
+            elder_id=row["elder_id"],
+            gateway_id=row["gateway_id"],
+            device_id=row["device_id"],
+            window_s=10 * 365 * 24 * 3600,
+            details={
+                "last_seen_at": row["last_seen_at"].isoformat(),
+                "missed_heartbeats": cfg.offline_after_missed,
+            },
+        )
+        if r.created:
+            done.append(f"{row['kind']}:{row['device_id']}")
+    for row in await conn.fetch(_BACK, now - silence, now):
+        await store.log(conn, row["id"], "resolved", "system")
+        done.append(f"closed:device_offline:{row['device_id']}")
     return done
 
 
-async def _elder_schedule(conn, elder_id: uuid.UUID, cfg: rules.Config) -> rules.Config:
-    schedule = await conn.fetchval(
-        "SELECT schedule FROM telemetry.elder_settings WHERE elder_id = $1", elder_id
-    )
+def _with_schedule(cfg: rules.Config, schedule: str | None) -> rules.Config:
+    """``cfg`` with an elder's schedule overrides (JSON from ``elder_settings.schedule``)."""
     if not schedule:
         return cfg
     overrides = orjson.loads(schedule)
-    fields = {}
+    fields: dict = {}
     for key in ("day_start", "day_end", "night_start", "night_end"):
         if key in overrides:
             fields[key] = rules.parse_time(overrides[key])
     for key in ("inactivity_hours", "bed_exit_minutes"):
         if key in overrides:
             fields[key] = type(getattr(cfg, key))(overrides[key])
-    return rules.Config(**{**cfg.__dict__, **fields})
+    return rules.Config(**{**cfg.__dict__, **fields}) if fields else cfg
 
 
 async def _inactivity(conn, now, cfg, visits) -> list[str]:
     done = []
     rows = await conn.fetch(
-        "SELECT s.elder_id, max(s.last_motion_at) AS last_motion "
+        "SELECT s.elder_id, max(s.last_motion_at) AS last_motion, "
+        "max(es.schedule::text) AS schedule "
         "FROM telemetry.device_state s JOIN registry.devices d USING (device_id) "
+        "LEFT JOIN telemetry.elder_settings es ON es.elder_id = s.elder_id "
         "WHERE d.kind = 'motion_sensor' AND s.elder_id IS NOT NULL GROUP BY s.elder_id"
     )
     for row in rows:
-        elder_cfg = await _elder_schedule(conn, row["elder_id"], cfg)
+        elder_cfg = _with_schedule(cfg, row["schedule"])
         if rules.inactive(row["last_motion"], now, elder_cfg):
             if rules.suppressed("inactivity", row["elder_id"] in visits):
                 continue
@@ -160,11 +170,13 @@ async def _inactivity(conn, now, cfg, visits) -> list[str]:
 async def _bed_exit(conn, now, cfg, visits) -> list[str]:
     done = []
     rows = await conn.fetch(
-        "SELECT device_id, gateway_id, elder_id, bed_state, bed_state_at "
-        "FROM telemetry.device_state WHERE bed_state IS NOT NULL AND elder_id IS NOT NULL"
+        "SELECT s.device_id, s.gateway_id, s.elder_id, s.bed_state, s.bed_state_at, "
+        "es.schedule::text AS schedule FROM telemetry.device_state s "
+        "LEFT JOIN telemetry.elder_settings es ON es.elder_id = s.elder_id "
+        "WHERE s.bed_state IS NOT NULL AND s.elder_id IS NOT NULL"
     )
     for row in rows:
-        elder_cfg = await _elder_schedule(conn, row["elder_id"], cfg)
+        elder_cfg = _with_schedule(cfg, row["schedule"])
         if rules.bed_exit_unreturned(row["bed_state"], row["bed_state_at"], now, elder_cfg):
             if rules.suppressed("bed_exit_night", row["elder_id"] in visits):
                 continue

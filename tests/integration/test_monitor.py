@@ -158,3 +158,16 @@ async def test_housekeeping_survives_rows_stranded_in_the_default_partition(conn
     assert "events_2031_03" not in names  # its rows are in the default partition
     assert {"events_2031_04", "events_2031_05", "events_2031_06"} <= names
     assert result["partitions_made"] >= 3
+
+
+async def test_per_home_schedule_sets_the_inactivity_window(registry, telemetry, conn):
+    home = await make_home(registry)
+    r = await telemetry.client.put(
+        f"/v1/elders/{home['elder_id']}/monitoring",
+        json={"schedule": {"inactivity_hours": 1}},
+        headers=telemetry.auth("admin"),
+    )
+    assert r.status_code == 200
+    t0 = DAY - timedelta(minutes=90)
+    await feed(conn, t0, msg(home, "pir", "motion", ts=t0, room="kitchen", state="active"))
+    assert "inactivity" in mine(await run_scan(conn, DAY), home)  # default 4 h would not

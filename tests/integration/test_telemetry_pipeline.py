@@ -276,3 +276,28 @@ async def test_one_bad_item_does_not_sink_an_emergency_in_the_same_batch(registr
         f"eldercare/v1/{home['gateway']}/batch#0",
     )
     assert reason == "out_of_range"
+
+
+async def test_a_late_status_copy_does_not_turn_a_reconnected_gateway_offline(registry, conn):
+    home = await make_home(registry)
+    gw = home["gateway"]
+    t = datetime.now(UTC)
+    await run(conn, Pipeline(), (f"eldercare/v1/{gw}/status", b"online"), at=t)
+    await run(
+        conn, Pipeline(), (f"eldercare/v1/{gw}/status", b"offline"), at=t + timedelta(seconds=1)
+    )
+    await run(
+        conn, Pipeline(), (f"eldercare/v1/{gw}/status", b"online"), at=t + timedelta(seconds=2)
+    )
+    # the safety-net copy of the will arrives after the reconnect
+    late = await run(
+        conn, Pipeline(), (f"eldercare/v1/{gw}/status", b"offline"), at=t + timedelta(seconds=1)
+    )
+    assert late.alerts == []
+    assert await conn.fetchval("SELECT online FROM telemetry.gateways WHERE gateway_id = $1", gw)
+    active = await conn.fetchval(
+        "SELECT count(*) FROM telemetry.alerts WHERE gateway_id = $1 AND kind = "
+        "'gateway_offline' AND status IN ('open', 'acknowledged', 'dispatched')",
+        gw,
+    )
+    assert active == 0

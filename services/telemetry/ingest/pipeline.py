@@ -105,9 +105,12 @@ SELECT count(*) + 1 FROM telemetry.vital_breaches
 WHERE elder_id = $1 AND metric = $2 AND at > $5 - make_interval(secs => $6) AND at <= $5
 """
 
+# Only a status newer than the one stored applies: redeliveries and the bulk process's
+# safety-net copies arrive late, and must not turn a reconnected gateway offline again.
 _GATEWAY = """
 INSERT INTO telemetry.gateways AS g (gateway_id, online, changed_at) VALUES ($1, $2, $3)
 ON CONFLICT (gateway_id) DO UPDATE SET online = excluded.online, changed_at = excluded.changed_at
+    WHERE g.changed_at <= excluded.changed_at
 RETURNING (SELECT online FROM telemetry.gateways WHERE gateway_id = $1) AS was_online
 """
 
@@ -332,7 +335,10 @@ class Pipeline:
     async def _gateway_status(
         self, conn, status: contract.Status, received_at: datetime
     ) -> list[str]:
-        was_online = await conn.fetchval(_GATEWAY, status.gateway_id, status.online, received_at)
+        row = await conn.fetchrow(_GATEWAY, status.gateway_id, status.online, received_at)
+        if row is None:
+            return []  # stale: a newer status is already recorded
+        was_online = row["was_online"]
         if status.online:
             await store.close_active(
                 conn,

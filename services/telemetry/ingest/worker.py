@@ -63,8 +63,10 @@ DATA_ERRORS = (
     asyncpg.SyntaxOrAccessError,
     ValueError,
     TypeError,
-    KeyError,
+    LookupError,
+    ArithmeticError,
     AttributeError,
+    RecursionError,
 )
 
 
@@ -210,7 +212,10 @@ class IngestWorker:
     async def run(self, stop: asyncio.Event) -> None:
         self._loop = asyncio.get_running_loop()
         pool = await asyncpg.create_pool(
-            plain_url(self.settings.database_url), min_size=2, max_size=4
+            plain_url(self.settings.database_url),
+            min_size=2,
+            max_size=4,
+            server_settings={"timezone": "UTC"},  # timestamps the database formats are UTC
         )
         for link in self.links.values():
             self._connect(link)
@@ -318,6 +323,7 @@ class IngestWorker:
         log.error("message on %s could not be processed; dead-lettered", item.topic)
         DEAD_LETTERS.labels("processing_error").inc()
         delay = 0.1
+        alert = is_urgent(item.topic, item.payload) and not item.topic.endswith("/status")
         while True:
             try:
                 async with pool.acquire() as conn, conn.transaction():
@@ -329,7 +335,7 @@ class IngestWorker:
                         item.topic,
                         item.payload,
                     )
-                    if is_urgent(item.topic, item.payload) and not item.topic.endswith("/status"):
+                    if alert:
                         # Whatever broke, a person must still hear about a possible emergency.
                         parts = item.topic.split("/")
                         await store.raise_alert(
@@ -342,6 +348,12 @@ class IngestWorker:
                             details={"topic": item.topic[:200]},
                         )
                 return
+            except DATA_ERRORS:
+                if not alert:  # the plain dead-letter insert refused: log it whole, move on
+                    log.exception("could not dead-letter %s %r", item.topic, item.payload[:500])
+                    return
+                log.exception("raising the unprocessed-emergency alert failed; dead letter only")
+                alert = False
             except Exception as exc:
                 log.warning("dead-lettering failed (%s); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)

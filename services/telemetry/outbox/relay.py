@@ -66,7 +66,10 @@ class Relay:
         listener = await asyncpg.connect(plain_url(self.settings.database_url))
         await listener.add_listener(OUTBOX_CHANNEL, lambda *_: self._wake.set())
         pool = await asyncpg.create_pool(
-            plain_url(self.settings.database_url), min_size=1, max_size=2
+            plain_url(self.settings.database_url),
+            min_size=1,
+            max_size=2,
+            server_settings={"timezone": "UTC"},
         )
         headers = {"Authorization": f"Bearer {self.token}"}
         async with httpx.AsyncClient(
@@ -74,10 +77,10 @@ class Relay:
         ) as client:
             try:
                 while not stop.is_set():
-                    more = await self.deliver_due(pool, client)
-                    if more:
-                        continue
+                    # Cleared before looking, so a NOTIFY during a delivery is not lost.
                     self._wake.clear()
+                    if await self.deliver_due(pool, client):
+                        continue
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), 0.5)
             finally:
