@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import date
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -48,14 +51,23 @@ async def create(
     return assessment
 
 
-async def refresh_latest(*, session: AsyncSession, elder: Elder) -> None:
-    """Latest wins: by assessment date, then by when it was recorded."""
-    latest = await session.scalar(
-        select(Assessment)
-        .where(Assessment.elder_id == elder.id)
-        .order_by(Assessment.assessed_on.desc(), Assessment.created_at.desc(), Assessment.id.desc())
-        .limit(1)
+async def in_force(
+    *, session: AsyncSession, elder_id: uuid.UUID, day: date | None = None
+) -> Assessment | None:
+    """The assessment that counts on ``day`` (the latest of all when ``day`` is None).
+    Latest wins: by assessment date, then by when it was recorded."""
+    stmt = select(Assessment).where(Assessment.elder_id == elder_id)
+    if day is not None:
+        stmt = stmt.where(Assessment.assessed_on <= day)
+    return await session.scalar(
+        stmt.order_by(
+            Assessment.assessed_on.desc(), Assessment.created_at.desc(), Assessment.id.desc()
+        ).limit(1)
     )
+
+
+async def refresh_latest(*, session: AsyncSession, elder: Elder) -> None:
+    latest = await in_force(session=session, elder_id=elder.id)
     elder.current_level = latest.level if latest else None
     elder.reassessment_due_on = latest.valid_until if latest else None
     await session.flush()

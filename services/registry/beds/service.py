@@ -8,7 +8,7 @@ from datetime import date, timedelta
 from sqlalchemy import ColumnElement, Select, false, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.registry.assessments.models import Assessment
+from services.registry.assessments import service as assessments
 from services.registry.beds import eligibility
 from services.registry.beds.models import OPEN_STATUSES, Bed, BedEvent, Modification
 from services.registry.beds.schemas import BedCreate, BedTransition, ModificationCreate
@@ -34,6 +34,14 @@ TRANSITIONS: dict[str, dict[str, str]] = {
     "suspended": {"resume": "active", "terminate": "terminated"},
     "terminated": {},
 }
+
+
+def check_start(day: date, today: date, *, field: str) -> None:
+    if not today - MAX_BACKDATE <= day <= today + MAX_AHEAD:
+        raise Unprocessable(
+            f"{field} is out of range",
+            errors=[(field, f"must be between {today - MAX_BACKDATE} and {today + MAX_AHEAD}")],
+        )
 
 
 def ineligible(policy: Policy, reasons: list[eligibility.Reason]) -> Problem:
@@ -81,13 +89,9 @@ async def evaluate(
     open_bed = await session.scalar(open_beds.limit(1))
     # The assessment in force on ``day``, not the latest: a later assessment cannot make a
     # bed that started earlier eligible retroactively.
-    in_force = await session.execute(
-        select(Assessment.level, Assessment.valid_until)
-        .where(Assessment.elder_id == elder.id, Assessment.assessed_on <= day)
-        .order_by(Assessment.assessed_on.desc(), Assessment.created_at.desc())
-        .limit(1)
-    )
-    level, valid_until = in_force.first() or (None, None)
+    assessment = await assessments.in_force(session=session, elder_id=elder.id, day=day)
+    level = assessment.level if assessment else None
+    valid_until = assessment.valid_until if assessment else None
     facts = eligibility.ElderFacts(
         age=age_on(elder.birth_date, day),
         lives_at_home=elder.lives_at_home,
@@ -123,15 +127,8 @@ async def create(
             f"org {bed_in.org_id} not found", errors=[("org_id", "no such org")]
         ) from None
     await orgs.get_station(session=session, org_id=org.id, station_id=bed_in.station_id)
-    if bed_in.started_on is not None and not (
-        today - MAX_BACKDATE <= bed_in.started_on <= today + MAX_AHEAD
-    ):
-        raise Unprocessable(
-            "started_on is out of range",
-            errors=[
-                ("started_on", f"must be between {today - MAX_BACKDATE} and {today + MAX_AHEAD}")
-            ],
-        )
+    if bed_in.started_on is not None:
+        check_start(bed_in.started_on, today, field="started_on")
     # Serialise bed creation per elder so two concurrent requests cannot both pass the check.
     await session.execute(select(Elder.id).where(Elder.id == elder.id).with_for_update())
     day = bed_in.started_on or today
@@ -187,6 +184,7 @@ async def transition(
     if action == "terminate" and not step.reason:
         raise Unprocessable("a termination needs a reason", errors=[("reason", "required")])
     if action == "activate":
+        check_start(on, today, field="on")
         elder = await session.get(Elder, bed.elder_id)
         assert elder is not None
         policy, reasons = await evaluate(session=session, elder=elder, day=on, except_bed=bed.id)
