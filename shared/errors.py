@@ -112,6 +112,16 @@ class Forbidden(Problem):
     status, slug, title = 403, "forbidden", "Not allowed"
 
 
+class ServiceUnavailable(Problem):
+    """The database (or another dependency) is not answering: the client should retry."""
+
+    status, slug, title = 503, "service-unavailable", "Service unavailable"
+
+    def __init__(self, detail: str = "the database is unavailable; retry later", **kw: Any) -> None:
+        kw.setdefault("headers", {"Retry-After": "1"})
+        super().__init__(detail, **kw)
+
+
 def problem_response(problem: Problem, request: Request | None = None) -> Response:
     instance = request.url.path if request is not None else None
     return Response(
@@ -194,13 +204,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _dbapi(request: Request, exc: DBAPIError) -> Response:
         log.exception("database error on %s", request.url.path)
         return problem_response(
-            Problem(
-                "the database is unavailable; retry later",
-                status=503,
-                slug="service-unavailable",
-                title="Service unavailable",
-                headers={"Retry-After": "1"},
-            ),
+            ServiceUnavailable(),
             request,
         )
 

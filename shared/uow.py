@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import idempotency
-from shared.errors import Conflict, Problem, problem_response
+from shared.errors import Conflict, Problem, ServiceUnavailable, problem_response
 from shared.pii import PiiCipher
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ class UnitOfWorkMiddleware:
         try:
             body = await _read_body(receive, self.max_body_bytes)
         except _TooLarge:
-            await _send_problem(
+            await send_problem(
                 send,
                 Problem(
                     f"request body exceeds {self.max_body_bytes} bytes",
@@ -122,7 +122,7 @@ class UnitOfWorkMiddleware:
             await self.app(scope, replay, _committing_send(uow, send))
             return
         if not key or len(key) > idempotency.MAX_KEY_LENGTH or not key.isprintable():
-            await _send_problem(
+            await send_problem(
                 send,
                 Problem(
                     "Idempotency-Key must be 1-255 printable characters",
@@ -154,7 +154,7 @@ class UnitOfWorkMiddleware:
             )
             await uow.rollback()
             if not same:
-                await _send_problem(
+                await send_problem(
                     send,
                     Problem(
                         "this Idempotency-Key was used for a different request",
@@ -211,7 +211,8 @@ def _replaying_receive(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-async def _send_problem(send: Send, problem: Problem) -> None:
+async def send_problem(send: Send, problem: Problem) -> None:
+    """Answer a raw ASGI request with a problem document."""
     response = problem_response(problem)
     await send(
         {
@@ -235,13 +236,7 @@ async def _finish(uow: UnitOfWork, status: int) -> Problem | None:
         return Conflict("the change conflicts with a concurrent one; retry")
     except DBAPIError:
         log.exception("commit failed")
-        return Problem(
-            "the database did not accept the change; retry",
-            status=503,
-            slug="service-unavailable",
-            title="Service unavailable",
-            headers={"Retry-After": "1"},
-        )
+        return ServiceUnavailable("the database did not accept the change; retry")
     return None
 
 
@@ -256,7 +251,7 @@ def _committing_send(uow: UnitOfWork, send: Send) -> Send:
             problem = await _finish(uow, message["status"])
             if problem is not None:
                 replaced = True
-                await _send_problem(send, problem)
+                await send_problem(send, problem)
                 return
         await send(message)
 
@@ -302,7 +297,7 @@ def _recording_send(
             )
         problem = await _finish(uow, status)
         if problem is not None:
-            await _send_problem(send, problem)
+            await send_problem(send, problem)
             return
         await send(start)
         await send({"type": "http.response.body", "body": body})

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import uuid
 
-import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.registry.elders import service
-from services.registry.elders.router import READ_ROLES
 from shared import clock
-from shared.auth import check_role, principal_from_header
-from shared.errors import Problem, problem_response
+from shared.auth import SCOPED_READERS, check_role, principal_from_header
+from shared.errors import Problem
+from shared.uow import send_problem
 
 PREFIX = "/v1/elders/"
 _UUID_LEN = 36
@@ -53,25 +52,15 @@ class ElderReadFastPath:
         try:
             principal = check_role(
                 principal_from_header(self.state.token_codec, _header(scope, b"authorization")),
-                READ_ROLES,
+                SCOPED_READERS,
             )
             row = await service.get_row(
                 pool=self.state.read_pool, principal=principal, elder_id=elder_id
             )
         except Problem as problem:
-            response = problem_response(problem)
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": response.status_code,
-                    "headers": response.raw_headers,
-                }
-            )
-            await send({"type": "http.response.body", "body": response.body})
+            await send_problem(send, problem)
             return
-        body = orjson.dumps(
-            service.read_dict(row, clock.today()), default=str, option=orjson.OPT_UTC_Z
-        )
+        body = service.read_json(row, clock.today())
         headers = [*_JSON, (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})

@@ -3,7 +3,6 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-import orjson
 from fastapi import APIRouter, Query, Request, Response
 
 from services.registry.beds import service as beds_service
@@ -19,7 +18,6 @@ from services.registry.elders.schemas import (
 )
 from shared import clock
 from shared.auth import (
-    SCOPED_READERS,
     CaseWriter,
     Principal,
     ScopedReader,
@@ -31,7 +29,6 @@ from shared.uow import SessionDep, get_session
 router = APIRouter(prefix="/v1/elders", tags=["elders"])
 
 Writer = CaseWriter
-READ_ROLES = SCOPED_READERS  # the fast path (fastpath.py) checks the same set
 Reader = ScopedReader
 Lister = StaffReader
 
@@ -106,10 +103,7 @@ async def get_elder(
     row = await service.get_row(
         pool=request.app.state.read_pool, principal=principal, elder_id=elder_id
     )
-    return Response(
-        orjson.dumps(service.read_dict(row, clock.today()), default=str, option=orjson.OPT_UTC_Z),
-        media_type="application/json",
-    )
+    return Response(service.read_json(row, clock.today()), media_type="application/json")
 
 
 async def _get_with_pii(request: Request, principal: Principal, elder_id: uuid.UUID) -> ElderRead:

@@ -9,6 +9,7 @@ from datetime import date
 from typing import Any
 
 import asyncpg
+import orjson
 from sqlalchemy import (
     BindParameter,
     ColumnElement,
@@ -28,7 +29,7 @@ from services.registry.elders.models import Elder
 from services.registry.elders.schemas import ElderCreate, ElderRead, ElderUpdate
 from shared import audit, fastread
 from shared.auth import Principal, Role
-from shared.errors import Conflict, Forbidden, NotFound, Problem, Unprocessable
+from shared.errors import Conflict, Forbidden, NotFound, ServiceUnavailable, Unprocessable
 from shared.pagination import decode_cursor
 from shared.pii import PiiCipher, age_on, mask_id_number, mask_phone, parse_id_number
 
@@ -107,13 +108,7 @@ async def get_row(
             pool, scope_shape(principal), {**scope_params(principal), "elder_id": elder_id}
         )
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        raise Problem(
-            "the database is unavailable; retry later",
-            status=503,
-            slug="service-unavailable",
-            title="Service unavailable",
-            headers={"Retry-After": "1"},
-        ) from exc
+        raise ServiceUnavailable() from exc
     if row is None:
         raise NotFound(f"elder {elder_id} not found")
     return row
@@ -294,6 +289,11 @@ def read_dict(source: Mapping[str, Any], today: date) -> dict[str, Any]:
     out["age"] = age_on(source["birth_date"], today)
     out["id_number"] = out["phone"] = None
     return out
+
+
+def read_json(source: Mapping[str, Any], today: date) -> bytes:
+    """The public view as JSON bytes (the hot read answers with them directly)."""
+    return orjson.dumps(read_dict(source, today), default=str, option=orjson.OPT_UTC_Z)
 
 
 def to_read(elder: Elder, today: date) -> ElderRead:
