@@ -14,7 +14,7 @@ from sqlalchemy import text
 from starlette.types import Scope
 
 from shared import fastread, idempotency
-from shared.auth import TokenCodec
+from shared.auth import TokenCodec, principal_from_header
 from shared.config import Settings, get_settings
 from shared.db import create_engine, create_sessionmaker, plain_url
 from shared.errors import (
@@ -30,7 +30,7 @@ from shared.observability import (
     health_router,
 )
 from shared.pii import PiiCipher
-from shared.uow import UnitOfWorkMiddleware
+from shared.uow import UnitOfWorkMiddleware, header
 
 log = logging.getLogger(__name__)
 
@@ -124,18 +124,12 @@ def create_app(
     def principal_of(scope: Scope) -> str | None:
         """Whose Idempotency-Keys these are: the caller's identity *and* authority, so a
         stored response is never replayed to the same subject holding another role/scope."""
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                _, _, token = value.decode("latin-1").partition(" ")
-                try:
-                    p = app.state.token_codec.verify(token.strip())
-                except Unauthorized:
-                    return None
-                identity = "|".join(
-                    str(v) for v in (p.sub, p.role, p.region, p.org, p.staff, p.elder)
-                )
-                return hashlib.sha256(identity.encode()).hexdigest()
-        return None
+        try:
+            p = principal_from_header(app.state.token_codec, header(scope, b"authorization"))
+        except Unauthorized:
+            return None  # the route answers 401 itself
+        identity = "|".join(str(v) for v in (p.sub, p.role, p.region, p.org, p.staff, p.elder))
+        return hashlib.sha256(identity.encode()).hexdigest()
 
     app.add_middleware(
         UnitOfWorkMiddleware,

@@ -116,7 +116,7 @@ class UnitOfWorkMiddleware:
             )
             return
         replay = _replaying_receive(body, receive)
-        key = _header(scope, b"idempotency-key")
+        key = header(scope, b"idempotency-key")
         principal = self.principal_of(scope) if key is not None else None
         if key is None or principal is None or scope["method"] != "POST":
             await self.app(scope, replay, _committing_send(uow, send))
@@ -175,7 +175,8 @@ class UnitOfWorkMiddleware:
         )
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
+def header(scope: Scope, name: bytes) -> str | None:
+    """One request header from a raw ASGI scope (``name`` lower-case)."""
     for k, v in scope["headers"]:
         if k == name:
             return v.decode("latin-1").strip()

@@ -19,7 +19,7 @@ from services.registry.elders import service
 from shared import clock
 from shared.auth import SCOPED_READERS, check_role, principal_from_header
 from shared.errors import Problem
-from shared.uow import send_problem
+from shared.uow import header, send_problem
 
 PREFIX = "/v1/elders/"
 _UUID_LEN = 36
@@ -51,7 +51,7 @@ class ElderReadFastPath:
         scope["route"] = _ROUTE  # for the per-route metrics label
         try:
             principal = check_role(
-                principal_from_header(self.state.token_codec, _header(scope, b"authorization")),
+                principal_from_header(self.state.token_codec, header(scope, b"authorization")),
                 SCOPED_READERS,
             )
             row = await service.get_row(
@@ -71,10 +71,3 @@ class _Route:
 
 
 _ROUTE = _Route()
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return value.decode("latin-1")
-    return None

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
-from sqlalchemy import ColumnElement, Select, or_, select, true
+from sqlalchemy import ColumnElement, Select, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.registry.elders import service as elders
@@ -19,12 +19,16 @@ from shared.errors import Conflict, NotFound
 from shared.pagination import decode_cursor
 
 
-def scope_clause(principal: Principal) -> ColumnElement[bool]:
-    """An alert is visible to whoever may see its elder; alerts about no elder (an unknown
-    gateway) only to unscoped admins and services."""
+def _by_elder(principal: Principal, elder_id: ColumnElement) -> ColumnElement[bool]:
+    """Visible to whoever may see the elder; rows about no elder (an unknown gateway) only to
+    unscoped admins and services. One rule for alerts and their log (the SSE feed)."""
     if principal.role is Role.service or (principal.role is Role.admin and not principal.region):
         return true()
-    return Alert.elder_id.in_(select(Elder.id).where(elders.scope_clause(principal)))
+    return elder_id.in_(select(Elder.id).where(elders.scope_clause(principal)))
+
+
+def scope_clause(principal: Principal) -> ColumnElement[bool]:
+    return _by_elder(principal, Alert.elder_id)
 
 
 def readable_statement(principal: Principal) -> Select[tuple[Alert]]:
@@ -140,11 +144,9 @@ async def history(*, session: AsyncSession, alert: Alert) -> list[AlertLog]:
 
 def stream_statement(principal: Principal, after: int, limit: int = 200) -> Select:
     """Alert log entries after ``after`` that ``principal`` may see (the SSE feed)."""
-    stmt = select(AlertLog).where(AlertLog.seq > after)
-    if not (
-        principal.role is Role.service or (principal.role is Role.admin and not principal.region)
-    ):
-        stmt = stmt.where(
-            or_(AlertLog.elder_id.in_(select(Elder.id).where(elders.scope_clause(principal))))
-        )
-    return stmt.order_by(AlertLog.seq).limit(limit)
+    return (
+        select(AlertLog)
+        .where(AlertLog.seq > after, _by_elder(principal, AlertLog.elder_id))
+        .order_by(AlertLog.seq)
+        .limit(limit)
+    )

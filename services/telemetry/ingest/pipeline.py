@@ -350,9 +350,8 @@ class Pipeline:
             return []
         if was_online is False:
             return []  # already known offline (a retained status replayed on resubscribe)
-        elder_id = await conn.fetchval(
-            "SELECT elder_id FROM registry.devices WHERE device_id = $1", status.gateway_id
-        )
+        gateway = (await self.directory.resolve(conn, {status.gateway_id})).get(status.gateway_id)
+        elder_id = gateway.elder_id if gateway else None
         r = await store.raise_alert(
             conn,
             kind="gateway_offline",
