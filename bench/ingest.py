@@ -89,7 +89,7 @@ EMERGENCY_P99_TARGET_MS = 10.0
 PAHO = mqtt.CallbackAPIVersion.VERSION2
 ALL_TOPICS = "eldercare/v1/#"
 FLOOR_CHANNEL = "bench_floor"
-ALERT_CHANNEL = "telemetry_alerts"  # services.telemetry.alerts.store.NOTIFY_CHANNEL
+ALERT_CHANNEL = "telemetry_alerts"  # services.telemetry.alerts.lifecycle.NOTIFY_CHANNEL
 
 _FLOOR_TABLES = """
 CREATE TABLE IF NOT EXISTS public.bench_floor (

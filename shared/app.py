@@ -13,16 +13,11 @@ from fastapi import APIRouter, FastAPI, Request
 from sqlalchemy import text
 from starlette.types import Scope
 
-from shared import fastread, idempotency
+from shared import fastread, idempotency, openapi
 from shared.auth import TokenCodec, principal_from_header
 from shared.config import Settings, get_settings
 from shared.db import create_engine, create_sessionmaker, plain_url
-from shared.errors import (
-    PROBLEM_RESPONSES,
-    Unauthorized,
-    add_problem_schemas,
-    install_error_handlers,
-)
+from shared.errors import PROBLEM_RESPONSES, Unauthorized, install_error_handlers
 from shared.observability import (
     ObservabilityMiddleware,
     ReadyCheck,
@@ -114,12 +109,12 @@ def create_app(
     for router in routers:
         app.include_router(router)
 
-    def openapi() -> dict[str, Any]:
+    def openapi_document() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = add_problem_schemas(FastAPI.openapi(app))
+            app.openapi_schema = openapi.finish(FastAPI.openapi(app))
         return app.openapi_schema
 
-    app.openapi = openapi  # type: ignore[method-assign]
+    app.openapi = openapi_document  # type: ignore[method-assign]
 
     def principal_of(scope: Scope) -> str | None:
         """Whose Idempotency-Keys these are: the caller's identity *and* authority, so a

@@ -19,6 +19,8 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from shared.i18n import T, text
+
 log = logging.getLogger(__name__)
 
 PROBLEM_BASE = "https://eldercare.dev/problems/"
@@ -42,25 +44,31 @@ class ProblemDetail(BaseModel):
     reasons: list[dict[str, Any]] | None = None
 
 
+Text = str | T
+
+
 class Problem(Exception):
-    """Raise from anywhere in a request to answer with a problem document."""
+    """Raise from anywhere in a request to answer with a problem document.
+
+    ``title``, ``detail`` and field messages are text for people: give a ``T`` (zh + en) and
+    the document is rendered in the request's language (``shared.i18n``)."""
 
     status = 400
     slug = "bad-request"
-    title = "Bad request"
+    title: Text = T("请求有误", "Bad request")
 
     def __init__(
         self,
-        detail: str | None = None,
+        detail: Text | None = None,
         *,
         status: int | None = None,
         slug: str | None = None,
-        title: str | None = None,
-        errors: Sequence[tuple[str, str]] | None = None,
+        title: Text | None = None,
+        errors: Sequence[tuple[str, Text]] | None = None,
         headers: dict[str, str] | None = None,
         **extra: Any,
     ) -> None:
-        super().__init__(detail or self.title)
+        super().__init__(str(detail or self.title))
         self.detail = detail
         if status is not None:
             self.status = status
@@ -75,57 +83,69 @@ class Problem(Exception):
     def body(self, instance: str | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {
             "type": PROBLEM_BASE + self.slug,
-            "title": self.title,
+            "title": text(self.title),
             "status": self.status,
         }
         if self.detail:
-            body["detail"] = self.detail
+            body["detail"] = text(self.detail)
         if instance:
             body["instance"] = instance
         if self.errors:
-            body["errors"] = self.errors
+            body["errors"] = [
+                {"field": e["field"], "message": text(e["message"])} for e in self.errors
+            ]
         body.update(self.extra)
         return body
 
 
 class NotFound(Problem):
-    status, slug, title = 404, "not-found", "Not found"
+    status, slug, title = 404, "not-found", T("未找到", "Not found")
 
 
 class Conflict(Problem):
-    status, slug, title = 409, "conflict", "Conflict"
+    status, slug, title = 409, "conflict", T("冲突", "Conflict")
 
 
 class Unprocessable(Problem):
-    status, slug, title = 422, "validation-error", "Request is not valid"
+    status, slug, title = 422, "validation-error", T("请求无效", "Request is not valid")
 
 
 class Unauthorized(Problem):
-    status, slug, title = 401, "unauthorized", "Authentication required"
+    status, slug, title = 401, "unauthorized", T("需要身份认证", "Authentication required")
 
-    def __init__(self, detail: str | None = None, **kw: Any) -> None:
+    def __init__(self, detail: Text | None = None, **kw: Any) -> None:
         kw.setdefault("headers", {"WWW-Authenticate": 'Bearer realm="eldercare"'})
         super().__init__(detail, **kw)
 
 
 class Forbidden(Problem):
-    status, slug, title = 403, "forbidden", "Not allowed"
+    status, slug, title = 403, "forbidden", T("无权执行此操作", "Not allowed")
 
 
 class ServiceUnavailable(Problem):
     """The database (or another dependency) is not answering: the client should retry."""
 
-    status, slug, title = 503, "service-unavailable", "Service unavailable"
+    status, slug, title = 503, "service-unavailable", T("服务暂不可用", "Service unavailable")
 
-    def __init__(self, detail: str = "the database is unavailable; retry later", **kw: Any) -> None:
+    def __init__(
+        self,
+        detail: Text = T("数据库暂不可用，请稍后重试", "the database is unavailable; retry later"),
+        **kw: Any,
+    ) -> None:
         kw.setdefault("headers", {"Retry-After": "1"})
         super().__init__(detail, **kw)
+
+
+def _render(value: Any) -> Any:
+    if isinstance(value, T):
+        return str(value)  # e.g. a refusal reason's message inside ``reasons``
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def problem_response(problem: Problem, request: Request | None = None) -> Response:
     instance = request.url.path if request is not None else None
     return Response(
-        orjson.dumps(problem.body(instance)),
+        orjson.dumps(problem.body(instance), default=_render),
         status_code=problem.status,
         media_type=MEDIA_TYPE,
         headers=problem.headers,
@@ -157,17 +177,17 @@ def validation_problem(errors: Iterable[dict[str, Any]]) -> Unprocessable:
     return Unprocessable(detail, errors=fe)
 
 
-_STATUS_SLUGS = {
-    400: ("bad-request", "Bad request"),
-    401: ("unauthorized", "Authentication required"),
-    403: ("forbidden", "Not allowed"),
-    404: ("not-found", "Not found"),
-    405: ("method-not-allowed", "Method not allowed"),
-    409: ("conflict", "Conflict"),
-    413: ("payload-too-large", "Request body too large"),
-    415: ("unsupported-media-type", "Unsupported media type"),
-    422: ("validation-error", "Request is not valid"),
-    429: ("too-many-requests", "Too many requests"),
+_STATUS_SLUGS: dict[int, tuple[str, T]] = {
+    400: ("bad-request", T("请求有误", "Bad request")),
+    401: ("unauthorized", T("需要身份认证", "Authentication required")),
+    403: ("forbidden", T("无权执行此操作", "Not allowed")),
+    404: ("not-found", T("未找到", "Not found")),
+    405: ("method-not-allowed", T("不支持该请求方法", "Method not allowed")),
+    409: ("conflict", T("冲突", "Conflict")),
+    413: ("payload-too-large", T("请求体过大", "Request body too large")),
+    415: ("unsupported-media-type", T("不支持的媒体类型", "Unsupported media type")),
+    422: ("validation-error", T("请求无效", "Request is not valid")),
+    429: ("too-many-requests", T("请求过于频繁", "Too many requests")),
 }
 
 
@@ -186,8 +206,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        slug, title = _STATUS_SLUGS.get(exc.status_code, ("http-error", "HTTP error"))
-        detail = exc.detail if isinstance(exc.detail, str) and exc.detail != title else None
+        slug, title = _STATUS_SLUGS.get(
+            exc.status_code, ("http-error", T("HTTP 错误", "HTTP error"))
+        )
+        detail = exc.detail if isinstance(exc.detail, str) and exc.detail != title.en else None
         return problem_response(
             Problem(detail, status=exc.status_code, slug=slug, title=title, headers=exc.headers),
             request,
@@ -213,10 +235,10 @@ def install_error_handlers(app: FastAPI) -> None:
         log.exception("unhandled error on %s", request.url.path)
         return problem_response(
             Problem(
-                "an unexpected error occurred",
+                T("服务器内部错误", "an unexpected error occurred"),
                 status=500,
                 slug="internal-error",
-                title="Internal server error",
+                title=T("服务器内部错误", "Internal server error"),
             ),
             request,
         )
@@ -231,7 +253,7 @@ def problem_doc(description: str) -> dict[str, Any]:
 
 
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: problem_doc(title)
+    code: problem_doc(title.en)
     for code, (_, title) in _STATUS_SLUGS.items()
     if code in {400, 401, 403, 404, 409, 413, 422}
 }

@@ -1,4 +1,5 @@
-"""Identifiers with check characters, other than personal ID numbers (see ``shared.pii``)."""
+"""Identifiers: unified social credit codes (with their check character) and device ids.
+Personal ID numbers are in ``shared.pii``."""
 
 from __future__ import annotations
 
@@ -21,3 +22,10 @@ def validate_credit_code(raw: str) -> str:
     if credit_code_check_char(code[:17]) != code[17]:
         raise ValueError("check character does not match (GB 32100-2015)")
     return code
+
+
+# Device and gateway ids: MQTT topic segments and Mosquitto usernames, so no '/', '+', '#'
+# (topics), no ':' (the password file's separator), nothing a shell or URL would mangle.
+DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,63}$"
+# Broker accounts of the platform's own services; a gateway may not take their names.
+RESERVED_DEVICE_IDS = frozenset({"ingest", "emulator", "ops", "admin", "telemetry", "dispatch"})

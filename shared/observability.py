@@ -15,6 +15,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared import i18n
+
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
 )
@@ -66,7 +68,8 @@ def configure_logging(service: str, *, level: str = "INFO", json: bool = True) -
 
 
 class ObservabilityMiddleware:
-    """Request id in/out (``X-Request-ID``), per-route latency and status metrics."""
+    """Request id in/out (``X-Request-ID``), the request's language (``Accept-Language``, see
+    ``shared.i18n``), per-route latency and status metrics."""
 
     def __init__(self, app: ASGIApp, service: str) -> None:
         self.app = app
@@ -76,13 +79,15 @@ class ObservabilityMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        rid = None
+        rid = accept_language = None
         for name, value in scope["headers"]:
             if name == b"x-request-id":
                 rid = value.decode("latin-1")[:64]
-                break
+            elif name == b"accept-language":
+                accept_language = value.decode("latin-1")
         rid = rid or uuid.uuid4().hex
         token = request_id_var.set(rid)
+        lang_token = i18n.current_lang.set(i18n.negotiate(accept_language))
         start = time.perf_counter()
         status = 500
         rid_header = (b"x-request-id", rid.encode("latin-1"))
@@ -103,6 +108,7 @@ class ObservabilityMiddleware:
             HTTP_REQUESTS.labels(self.service, method, path, str(status)).inc()
             HTTP_LATENCY.labels(self.service, method, path).observe(time.perf_counter() - start)
             request_id_var.reset(token)
+            i18n.current_lang.reset(lang_token)
 
 
 ReadyCheck = Callable[[Request], Awaitable[None]]

@@ -15,8 +15,10 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import date
+from typing import Annotated
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from pydantic import AfterValidator, Field
 
 from shared import clock
 from shared.regions import PROVINCES
@@ -87,6 +89,18 @@ def normalize_phone(raw: str) -> str:
     if not m:
         raise ValueError("must be a mainland mobile (11 digits, 1[3-9]…) or landline number")
     return m.group(1) or m.group(2)
+
+
+Phone = Annotated[
+    str,
+    Field(
+        max_length=20,
+        description="mainland mobile (11 digits, +86 allowed) or landline (0592-1234567)",
+        examples=["13812345678"],
+    ),
+    AfterValidator(normalize_phone),
+]
+"""A phone number in a request body: validated and normalised, wherever it appears."""
 
 
 def mask_phone(phone: str) -> str:

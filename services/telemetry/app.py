@@ -9,9 +9,10 @@ from fastapi import FastAPI
 from services.telemetry import __doc__ as DESCRIPTION
 from services.telemetry.alerts.router import router as alerts
 from services.telemetry.alerts.stream import Broadcaster
+from services.telemetry.deadletters.router import router as dead_letters
 from services.telemetry.events.router import router as events
-from services.telemetry.settings_router import router as monitoring
-from services.telemetry.visits import router as visits
+from services.telemetry.gateways.router import router as gateways
+from services.telemetry.monitoring.router import router as monitoring
 from shared import app as app_factory
 from shared.config import Settings, get_settings
 from shared.db import plain_url
@@ -38,7 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         service="telemetry",
         title="Eldercare telemetry",
         description=DESCRIPTION or "",
-        routers=[alerts, events, visits, monitoring],
+        routers=[alerts, events, gateways, monitoring, dead_letters],
         settings=settings,
         on_startup=[start_broadcaster],
         on_shutdown=[stop_broadcaster],

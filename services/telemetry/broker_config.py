@@ -2,7 +2,7 @@
 
 Every gateway registered in ``registry.devices`` carries an MQTT username (its device id) and
 a Mosquitto-compatible ``$7$`` PBKDF2-SHA512 hash of its password (see
-``services/registry/devices/credentials.py``); the password itself is never stored. This
+``shared/mqtt_credentials.py``); the password itself is never stored. This
 module turns those rows into the two files the broker reads:
 
 ``passwd``
@@ -53,8 +53,8 @@ from pathlib import Path
 
 import asyncpg
 
-from services.registry.devices import credentials
-from services.registry.devices.schemas import DEVICE_ID_PATTERN
+from shared import mqtt_credentials as credentials
+from shared.ids import DEVICE_ID_PATTERN
 
 log = logging.getLogger(__name__)
 

@@ -1,13 +1,10 @@
 """Every telemetry table (for Alembic)."""
 
-from services.telemetry.alerts.models import (
-    Alert,
-    AlertLog,
-    ElderSettings,
-    VisitMode,
-    VitalBreach,
-)
-from services.telemetry.events.models import DeadLetter, DeviceState, Event, Gateway, Seen
+from services.telemetry.alerts.models import Alert, AlertLog, VitalBreach
+from services.telemetry.deadletters.models import DeadLetter
+from services.telemetry.events.models import Event, Seen
+from services.telemetry.gateways.models import DeviceState, Gateway
+from services.telemetry.monitoring.models import ElderSettings, VisitMode
 from services.telemetry.outbox.models import OutboxMessage
 
 __all__ = [

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import orjson
 
-from services.telemetry.alerts import rules, store
+from services.telemetry.alerts import lifecycle, rules
 from shared.config import Settings
 from shared.db import plain_url
 
@@ -69,23 +69,13 @@ WHERE s.last_seen_at < $1
         AND a.status IN ('open', 'acknowledged', 'dispatched'))
 """
 
-# A device reporting again closes its offline alert (a gateway's closes on its own "online").
-_BACK = """
-UPDATE telemetry.alerts a SET status = 'resolved', resolved_at = $2, resolved_by = 'system',
-    resolution_note = 'device reporting again'
-FROM telemetry.device_state s
-WHERE a.kind = 'device_offline' AND a.status IN ('open', 'acknowledged', 'dispatched')
-  AND a.device_id = s.device_id AND s.last_seen_at >= $1
-RETURNING a.id, a.device_id
-"""
-
 
 async def _offline(conn, now, cfg) -> list[str]:
     """Set-based: one query finds the newly silent, one closes the alerts of the returned."""
     done = []
     silence = timedelta(seconds=cfg.heartbeat_interval_s * cfg.offline_after_missed)
     for row in await conn.fetch(_SILENT, now - silence):
-        r = await store.raise_alert(
+        r = await lifecycle.raise_alert(
             conn,
             kind=row["kind"],
             severity="warning",
@@ -102,9 +92,10 @@ async def _offline(conn, now, cfg) -> list[str]:
         )
         if r.created:
             done.append(f"{row['kind']}:{row['device_id']}")
-    for row in await conn.fetch(_BACK, now - silence, now):
-        await store.log(conn, row["id"], "resolved", "system")
-        done.append(f"closed:device_offline:{row['device_id']}")
+    for device_id in await lifecycle.close_offline_of_returned(
+        conn, seen_since=now - silence, at=now
+    ):
+        done.append(f"closed:device_offline:{device_id}")
     return done
 
 
@@ -137,7 +128,7 @@ async def _inactivity(conn, now, cfg, visits) -> list[str]:
         if rules.inactive(row["last_motion"], now, elder_cfg):
             if rules.suppressed("inactivity", row["elder_id"] in visits):
                 continue
-            r = await store.raise_alert(
+            r = await lifecycle.raise_alert(
                 conn,
                 kind="inactivity",
                 severity="warning",
@@ -155,7 +146,7 @@ async def _inactivity(conn, now, cfg, visits) -> list[str]:
         elif (
             row["last_motion"]
             and now - row["last_motion"] < timedelta(minutes=5)
-            and await store.close_active(
+            and await lifecycle.close_active(
                 conn,
                 subject=str(row["elder_id"]),
                 kind="inactivity",
@@ -180,7 +171,7 @@ async def _bed_exit(conn, now, cfg, visits) -> list[str]:
         if rules.bed_exit_unreturned(row["bed_state"], row["bed_state_at"], now, elder_cfg):
             if rules.suppressed("bed_exit_night", row["elder_id"] in visits):
                 continue
-            r = await store.raise_alert(
+            r = await lifecycle.raise_alert(
                 conn,
                 kind="bed_exit_night",
                 severity="warning",
@@ -194,7 +185,7 @@ async def _bed_exit(conn, now, cfg, visits) -> list[str]:
             )
             if r.created:
                 done.append(f"bed_exit_night:{row['elder_id']}")
-        elif row["bed_state"] == "in" and await store.close_active(
+        elif row["bed_state"] == "in" and await lifecycle.close_active(
             conn,
             subject=str(row["elder_id"]),
             kind="bed_exit_night",
@@ -215,13 +206,7 @@ async def _escalate(conn, now, cfg) -> list[str]:
         if rules.escalation_due(
             row["severity"], row["raised_at"], row["escalation_level"], now, cfg
         ):
-            await conn.execute(
-                "UPDATE telemetry.alerts SET escalation_level = escalation_level + 1, "
-                "escalated_at = $2 WHERE id = $1",
-                row["id"],
-                now,
-            )
-            await store.log(conn, row["id"], "escalated", "system")
+            await lifecycle.escalate(conn, row["id"], at=now)
             done.append(f"escalated:{row['id']}:{row['escalation_level'] + 1}")
     return done
 

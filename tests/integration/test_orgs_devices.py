@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 
-from services.registry.devices.credentials import verify
+from shared.mqtt_credentials import verify
 from tests.factories import credit_code
 from tests.integration.builders import make_bed, make_elder, make_org
 

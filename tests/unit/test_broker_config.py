@@ -8,8 +8,8 @@ import stat
 
 import pytest
 
-from services.registry.devices.credentials import mosquitto_hash, verify
 from services.telemetry import broker_config as bc
+from shared.mqtt_credentials import mosquitto_hash, verify
 
 HASH_A = mosquitto_hash("a-secret", salt=b"0123456789ab")
 HASH_B = mosquitto_hash("b-secret", salt=b"ba9876543210")

@@ -1,4 +1,4 @@
-"""services.registry.devices.credentials: Mosquitto $7$ password hashes."""
+"""shared.mqtt_credentials: Mosquitto $7$ password hashes."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from services.registry.devices.credentials import (
+from shared.mqtt_credentials import (
     ITERATIONS,
     mosquitto_hash,
     new_password,

@@ -14,15 +14,28 @@ from shared.errors import (
     field_errors,
     validation_problem,
 )
+from shared.i18n import T, current_lang
 
 
 def test_problem_body_minimal():
     assert Problem().body() == {
         "type": "https://eldercare.dev/problems/bad-request",
-        "title": "Bad request",
+        "title": "请求有误",
         "status": 400,
     }
-    assert str(Problem()) == "Bad request"
+    assert str(Problem()) == "请求有误"
+
+
+def test_problem_text_follows_the_request_language():
+    problem = NotFound(T("未找到老人", "elder not found"), errors=[("id", T("无此人", "no one"))])
+    assert problem.body()["detail"] == "未找到老人"
+    token = current_lang.set("en")
+    try:
+        body = problem.body()
+    finally:
+        current_lang.reset(token)
+    assert (body["title"], body["detail"]) == ("Not found", "elder not found")
+    assert body["errors"] == [{"field": "id", "message": "no one"}]
 
 
 def test_problem_body_full():

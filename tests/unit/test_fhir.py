@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from services.telemetry import fhir
+from services.telemetry.events import fhir
 
 ELDER = uuid.UUID("0b7f6a2e-4a0e-4b8e-9a0e-1d2c3b4a5f60")
 SHANGHAI = timezone(timedelta(hours=8))

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shared.errors import Unprocessable
+from shared.i18n import current_lang
 from shared.pagination import decode_cursor, encode_cursor, next_cursor
 
 ID = uuid.UUID("0190a6e2-7c3b-7d4e-8f00-123456789abc")
@@ -38,16 +39,26 @@ def test_garbage_cursor(cursor):
     with pytest.raises(Unprocessable) as info:
         decode_cursor(cursor)
     assert info.value.status == 422
-    assert info.value.errors == [{"field": "cursor", "message": "not a cursor"}]
+    assert info.value.body()["errors"] == [{"field": "cursor", "message": "不是有效的分页游标"}]
+    token = current_lang.set("en")
+    try:
+        assert info.value.body()["errors"] == [{"field": "cursor", "message": "not a cursor"}]
+    finally:
+        current_lang.reset(token)
 
 
 @given(st.text(max_size=40))
-def test_arbitrary_text_is_uuid_or_unprocessable(cursor):
+def test_arbitrary_text_is_a_key_or_unprocessable(cursor):
     try:
         result = decode_cursor(cursor)
     except Unprocessable:
         return
-    assert result is None or isinstance(result, uuid.UUID)
+    assert result is None or isinstance(result, uuid.UUID | int)
+
+
+@given(st.integers(min_value=-(2**63), max_value=2**63 - 1))
+def test_round_trip_of_sequence_keys(value):
+    assert decode_cursor(encode_cursor(value)) == value
 
 
 def test_next_cursor():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, timedelta
 
-from sqlalchemy import ColumnElement, Select, false, select, true
+from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.registry.assessments import service as assessments
@@ -16,7 +16,7 @@ from services.registry.caregivers import service as caregivers
 from services.registry.elders import service as elders
 from services.registry.elders.models import Elder
 from services.registry.orgs import service as orgs
-from shared import clock
+from shared import clock, scoping
 from shared.auth import Principal, Role
 from shared.errors import Conflict, Forbidden, NotFound, Problem, Unprocessable
 from shared.pagination import decode_cursor
@@ -57,14 +57,7 @@ def ineligible(policy: Policy, reasons: list[eligibility.Reason]) -> Problem:
 
 
 def scope_clause(principal: Principal) -> ColumnElement[bool]:
-    role = principal.role
-    if role in (Role.org_admin, Role.caregiver):
-        return Bed.org_id == principal.org
-    if role in (Role.admin, Role.street, Role.community, Role.family):
-        return Bed.elder_id.in_(select(Elder.id).where(elders.scope_clause(principal)))
-    if role is Role.service:
-        return true()
-    return false()
+    return scoping.bed_scope(principal, Bed.__table__, Elder.__table__)
 
 
 def readable_statement(principal: Principal) -> Select[tuple[Bed]]:

@@ -6,8 +6,9 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from services.registry.devices import service
-from services.registry.devices.schemas import DEVICE_ID_PATTERN, DeviceCreate, DeviceRead
+from services.registry.devices.schemas import DeviceCreate, DeviceRead
 from shared.auth import Principal, Role, StaffReader, require_roles
+from shared.ids import DEVICE_ID_PATTERN
 from shared.pagination import Cursor, Limit, Page, next_cursor
 from shared.uow import SessionDep
 

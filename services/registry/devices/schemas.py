@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from shared.ids import DEVICE_ID_PATTERN, RESERVED_DEVICE_IDS
+
 DeviceKind = Literal[
     "gateway",
     "emergency_button",
@@ -16,11 +18,6 @@ DeviceKind = Literal[
     "fall_sensor",
     "smoke_alarm",
 ]
-# MQTT topic segments and Mosquitto usernames: no '/', '+', '#' (topics), no ':' (the
-# password file's separator), nothing a shell or URL would mangle.
-DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,63}$"
-# Broker accounts of the platform's own services; a gateway may not take their names.
-RESERVED_IDS = frozenset({"ingest", "emulator", "ops", "admin", "telemetry", "dispatch"})
 
 
 class DeviceCreate(BaseModel):
@@ -38,7 +35,7 @@ class DeviceCreate(BaseModel):
 
     @model_validator(mode="after")
     def _gateway(self) -> DeviceCreate:
-        if self.device_id.lower() in RESERVED_IDS:
+        if self.device_id.lower() in RESERVED_DEVICE_IDS:
             raise ValueError(f"device_id {self.device_id!r} is reserved for a platform service")
         if self.kind == "gateway":
             if self.gateway_id not in (None, self.device_id):

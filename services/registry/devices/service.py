@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, Select, false, select, true
+from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.registry.beds.models import Bed
-from services.registry.devices import credentials
 from services.registry.devices.models import Device
 from services.registry.devices.schemas import DeviceCreate, DeviceRead, MqttCredentials
 from services.registry.elders import service as elders
-from services.registry.elders.models import Elder
-from shared.auth import Principal, Role
+from shared import mqtt_credentials as credentials
+from shared import scoping
+from shared.auth import Principal
 from shared.errors import Conflict, NotFound, Unprocessable
 from shared.pagination import decode_cursor
 
 
 def scope_clause(principal: Principal) -> ColumnElement[bool]:
-    if principal.role is Role.service:
-        return true()
-    if principal.role is Role.gateway:
-        return false()
-    return Device.elder_id.in_(select(Elder.id).where(elders.scope_clause(principal)))
+    return scoping.device_scope(principal, Device.__table__)
 
 
 def readable_statement(principal: Principal) -> Select[tuple[Device]]:

@@ -10,73 +10,24 @@ from typing import Any
 
 import asyncpg
 import orjson
-from sqlalchemy import (
-    BindParameter,
-    ColumnElement,
-    Select,
-    bindparam,
-    exists,
-    false,
-    or_,
-    select,
-    true,
-)
+from sqlalchemy import ColumnElement, Select, bindparam, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.registry.beds.models import Bed
 from services.registry.categories.models import Category
 from services.registry.elders.models import Elder
 from services.registry.elders.schemas import ElderCreate, ElderRead, ElderUpdate
-from shared import audit, fastread
+from shared import audit, fastread, scoping
 from shared.auth import Principal, Role
 from shared.errors import Conflict, Forbidden, NotFound, ServiceUnavailable, Unprocessable
 from shared.pagination import decode_cursor
 from shared.pii import PiiCipher, age_on, mask_id_number, mask_phone, parse_id_number
 
 
-def _region_clause(prefix: BindParameter[str]) -> ColumnElement[bool]:
-    # Region codes are digits only (validated in tokens and query params): no LIKE escaping.
-    return or_(Elder.hukou_region.startswith(prefix), Elder.residence_region.startswith(prefix))
-
-
-def scope_shape(principal: Principal) -> tuple[Role, bool]:
-    """Principals with the same shape share one compiled scope clause."""
-    return principal.role, principal.region is not None
-
-
-def scope_params(principal: Principal) -> dict[str, object]:
-    return {
-        "scope_region": principal.region,
-        "scope_org": principal.org,
-        "scope_elder": principal.elder,
-    }
-
-
 def scope_clause(principal: Principal) -> ColumnElement[bool]:
-    """The WHERE clause that limits elders to what ``principal`` may see.
-
-    Values are named bind parameters so that ``fastread`` can compile it once per shape.
-    """
-    role, has_region = scope_shape(principal)
-    values = scope_params(principal)
-    if role in (Role.admin, Role.street, Role.community):
-        return (
-            _region_clause(bindparam("scope_region", values["scope_region"]))
-            if has_region
-            else true()
-        )
-    if role in (Role.org_admin, Role.caregiver):
-        org = bindparam("scope_org", values["scope_org"])
-        return or_(
-            Elder.registered_by_org == org,
-            # only while the bed is open: an org's access ends with its service
-            exists().where(Bed.elder_id == Elder.id, Bed.org_id == org, Bed.status != "terminated"),
-        )
-    if role is Role.service:
-        return true()
-    if role is Role.family:
-        return Elder.id == bindparam("scope_elder", values["scope_elder"])
-    return false()
+    """The elders ``principal`` may see: the platform's one rule (``shared.scoping``) on the
+    registry's own tables."""
+    return scoping.elder_scope(principal, Elder.__table__, Bed.__table__)
 
 
 def readable_statement(principal: Principal) -> Select[tuple[Elder]]:
@@ -105,7 +56,9 @@ async def get_row(
     """The hot read: one elder by id, scoped, straight on asyncpg (see ``shared.fastread``)."""
     try:
         row = await BY_ID.fetchrow(
-            pool, scope_shape(principal), {**scope_params(principal), "elder_id": elder_id}
+            pool,
+            scoping.scope_shape(principal),
+            {**scoping.scope_params(principal), "elder_id": elder_id},
         )
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise ServiceUnavailable() from exc
@@ -228,7 +181,9 @@ async def list_page(
 ) -> list[Elder]:
     stmt = readable_statement(principal)
     if filters.region:
-        stmt = stmt.where(_region_clause(bindparam("filter_region", filters.region)))
+        stmt = stmt.where(
+            scoping.region_clause(Elder.__table__, bindparam("filter_region", filters.region))
+        )
     if filters.zone:
         stmt = stmt.where(Elder.zone == filters.zone)
     if filters.living_arrangement:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import date
 
-from sqlalchemy import ColumnElement, Select, false, select, true
+from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.registry.orgs.models import Org, Staff, Station
@@ -16,23 +16,15 @@ from services.registry.orgs.schemas import (
     StaffUpdate,
     StationCreate,
 )
-from shared.auth import Principal, Role
+from shared import scoping
+from shared.auth import Principal
 from shared.errors import Conflict, NotFound, Unprocessable
 from shared.pagination import decode_cursor
 from shared.pii import PiiCipher, mask_phone
 
 
 def scope_clause(principal: Principal) -> ColumnElement[bool]:
-    role = principal.role
-    if role in (Role.admin, Role.street, Role.community):
-        return (
-            Org.region.startswith(principal.region, autoescape=True) if principal.region else true()
-        )
-    if role in (Role.org_admin, Role.caregiver):
-        return Org.id == principal.org
-    if role is Role.service:
-        return true()
-    return false()
+    return scoping.org_scope(principal, Org.__table__)
 
 
 def readable_statement(principal: Principal) -> Select[tuple[Org]]:

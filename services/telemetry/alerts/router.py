@@ -18,7 +18,7 @@ from services.telemetry.alerts.schemas import (
 )
 from shared.auth import Principal, ScopedReader, StaffReader
 from shared.errors import Unprocessable
-from shared.pagination import Cursor, Limit, Page, next_cursor
+from shared.pagination import Cursor, Limit, Page
 from shared.uow import SessionDep
 
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
@@ -43,12 +43,8 @@ async def list_alerts(
     filters = service.AlertFilters(
         status=status, active=active, severity=severity, kind=kind, elder_id=elder_id, since=since
     )
-    rows = await service.list_page(
+    return await service.list_page(
         session=session, principal=principal, filters=filters, cursor=cursor, limit=limit
-    )
-    return Page[AlertRead](
-        items=[AlertRead.model_validate(a) for a in rows[:limit]],
-        next_cursor=next_cursor(rows, limit),
     )
 
 

@@ -7,28 +7,23 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
-from sqlalchemy import ColumnElement, Select, select, true
+from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.registry.elders import service as elders
-from services.registry.elders.models import Elder
-from services.telemetry.alerts import store
+from services.telemetry.alerts import lifecycle
 from services.telemetry.alerts.models import ACTIVE, Alert, AlertLog
-from shared.auth import Principal, Role
+from services.telemetry.alerts.schemas import AlertRead
+from shared import scoping
+from shared.auth import Principal
 from shared.errors import Conflict, NotFound
-from shared.pagination import decode_cursor
-
-
-def _by_elder(principal: Principal, elder_id: ColumnElement) -> ColumnElement[bool]:
-    """Visible to whoever may see the elder; rows about no elder (an unknown gateway) only to
-    unscoped admins and services. One rule for alerts and their log (the SSE feed)."""
-    if principal.role is Role.service or (principal.role is Role.admin and not principal.region):
-        return true()
-    return elder_id.in_(select(Elder.id).where(elders.scope_clause(principal)))
+from shared.i18n import T
+from shared.pagination import Page, paginate
 
 
 def scope_clause(principal: Principal) -> ColumnElement[bool]:
-    return _by_elder(principal, Alert.elder_id)
+    """Visible to whoever may see the elder; alerts about no elder (an unknown gateway) only
+    to unscoped admins and services. One rule for alerts and their log (the SSE feed)."""
+    return scoping.by_elder(principal, Alert.elder_id)
 
 
 def readable_statement(principal: Principal) -> Select[tuple[Alert]]:
@@ -38,7 +33,7 @@ def readable_statement(principal: Principal) -> Select[tuple[Alert]]:
 async def get(*, session: AsyncSession, principal: Principal, alert_id: uuid.UUID) -> Alert:
     alert = await session.scalar(readable_statement(principal).where(Alert.id == alert_id))
     if alert is None:
-        raise NotFound(f"alert {alert_id} not found")
+        raise NotFound(T(f"未找到告警 {alert_id}", f"alert {alert_id} not found"))
     return alert
 
 
@@ -59,7 +54,7 @@ async def list_page(
     filters: AlertFilters,
     cursor: str | None,
     limit: int,
-) -> list[Alert]:
+) -> Page[AlertRead]:
     stmt = readable_statement(principal)
     if filters.status:
         stmt = stmt.where(Alert.status == filters.status)
@@ -75,10 +70,15 @@ async def list_page(
         stmt = stmt.where(Alert.elder_id == filters.elder_id)
     if filters.since:
         stmt = stmt.where(Alert.raised_at >= filters.since)
-    after = decode_cursor(cursor)
-    if after is not None:
-        stmt = stmt.where(Alert.id < after)  # newest first
-    return list(await session.scalars(stmt.order_by(Alert.id.desc()).limit(limit + 1)))
+    return await paginate(
+        session,
+        stmt,
+        key=Alert.id,
+        cursor=cursor,
+        limit=limit,
+        descending=True,  # newest first
+        read=AlertRead.model_validate,
+    )
 
 
 async def _raw(session: AsyncSession) -> asyncpg.Connection:
@@ -90,23 +90,17 @@ async def _raw(session: AsyncSession) -> asyncpg.Connection:
 async def acknowledge(
     *, session: AsyncSession, principal: Principal, alert: Alert, note: str | None
 ) -> Alert:
-    """Somebody has it. An alert already handed to dispatch stays ``dispatched``."""
-    conn = await _raw(session)
-    # The condition lives in the UPDATE: two desks acknowledging at once, one wins.
-    done = await conn.fetchval(
-        "UPDATE telemetry.alerts SET acknowledged_at = now(), acknowledged_by = $2, "
-        "status = CASE WHEN status = 'open' THEN 'acknowledged' ELSE status END, "
-        "resolution_note = coalesce($3, resolution_note) "
-        "WHERE id = $1 AND status IN ('open', 'dispatched') AND acknowledged_at IS NULL "
-        "RETURNING id",
-        alert.id,
-        principal.sub,
-        note,
-    )
-    if done is None:
+    if not await lifecycle.acknowledge(
+        await _raw(session), alert.id, actor=principal.sub, note=note
+    ):
         await session.refresh(alert)
-        raise Conflict(f"a {alert.status} alert cannot be acknowledged", status_now=alert.status)
-    await store.log(conn, alert.id, "acknowledged", principal.sub)
+        raise Conflict(
+            T(
+                f"{alert.status} 状态的告警不能确认",
+                f"a {alert.status} alert cannot be acknowledged",
+            ),
+            status_now=alert.status,
+        )
     await session.refresh(alert)
     return alert
 
@@ -115,21 +109,12 @@ async def resolve(
     *, session: AsyncSession, principal: Principal, alert: Alert, outcome: str, note: str | None
 ) -> Alert:
     conn = await _raw(session)
-    done = await conn.fetchval(
-        "UPDATE telemetry.alerts SET status = $2, resolved_at = now(), resolved_by = $3, "
-        "resolution_note = coalesce($4, resolution_note), "
-        "acknowledged_at = coalesce(acknowledged_at, now()), "
-        "acknowledged_by = coalesce(acknowledged_by, $3) "
-        "WHERE id = $1 AND status IN ('open', 'acknowledged', 'dispatched') RETURNING id",
-        alert.id,
-        outcome,
-        principal.sub,
-        note,
-    )
-    if done is None:
+    if not await lifecycle.resolve(conn, alert.id, outcome=outcome, actor=principal.sub, note=note):
         await session.refresh(alert)
-        raise Conflict(f"a {alert.status} alert is already closed", status_now=alert.status)
-    await store.log(conn, alert.id, outcome, principal.sub)
+        raise Conflict(
+            T(f"告警已关闭（{alert.status}）", f"a {alert.status} alert is already closed"),
+            status_now=alert.status,
+        )
     await session.refresh(alert)
     return alert
 
@@ -146,7 +131,7 @@ def stream_statement(principal: Principal, after: int, limit: int = 200) -> Sele
     """Alert log entries after ``after`` that ``principal`` may see (the SSE feed)."""
     return (
         select(AlertLog)
-        .where(AlertLog.seq > after, _by_elder(principal, AlertLog.elder_id))
+        .where(AlertLog.seq > after, scoping.by_elder(principal, AlertLog.elder_id))
         .order_by(AlertLog.seq)
         .limit(limit)
     )

@@ -18,8 +18,8 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.telemetry.alerts import service
+from services.telemetry.alerts.lifecycle import NOTIFY_CHANNEL
 from services.telemetry.alerts.schemas import AlertLogRead
-from services.telemetry.alerts.store import NOTIFY_CHANNEL
 from shared.auth import Principal
 
 POLL_S = 2.0

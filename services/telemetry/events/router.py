@@ -1,5 +1,4 @@
-"""Readings and raw events: an elder's vital signs (JSON or FHIR R4), a device's events,
-gateway status, and the dead-letter queue for ops."""
+"""Readings and raw events: an elder's vital signs (JSON or FHIR R4) and a device's events."""
 
 from __future__ import annotations
 
@@ -8,24 +7,20 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
-from sqlalchemy import select
 
-from services.registry.devices import service as devices
-from services.registry.devices.schemas import DEVICE_ID_PATTERN
-from services.registry.elders import service as elders
-from services.telemetry import fhir
-from services.telemetry.events import service
-from services.telemetry.events.models import Gateway
-from services.telemetry.events.schemas import DeadLetterRead, EventRead, GatewayRead
-from shared.auth import Principal, Role, ScopedReader, platform_wide, require_roles
+from services.telemetry.events import fhir, service
+from services.telemetry.events.schemas import EventRead
+from shared import scoping
+from shared.auth import Principal, Role, ScopedReader
 from shared.errors import NotFound
+from shared.i18n import T
+from shared.ids import DEVICE_ID_PATTERN
 from shared.pagination import Limit
 from shared.uow import SessionDep
 
 router = APIRouter(tags=["readings"])
 
 Reader = ScopedReader
-Ops = require_roles(Role.admin)
 
 
 @router.get(
@@ -42,7 +37,7 @@ async def elder_vitals(
     limit: Annotated[int, Query(ge=1, le=2000)] = 500,
     format: Literal["json", "fhir"] = "json",
 ) -> Any:
-    await elders.get(session=session, principal=principal, elder_id=elder_id)
+    await scoping.require_elder(session, principal, elder_id)
     until = until or datetime.now().astimezone()
     since = since or until - timedelta(hours=24)
     rows = await service.vitals(
@@ -82,44 +77,9 @@ async def device_events(
     limit: Limit = 100,
 ) -> list[EventRead]:
     if principal.role is Role.family:
-        raise NotFound(f"device {device_id} not found")
-    await devices.get(session=session, principal=principal, device_id=device_id)
+        raise NotFound(T(f"未找到设备 {device_id}", f"device {device_id} not found"))
+    await scoping.require_device(session, principal, device_id)
     rows = await service.device_events(
         session=session, device_id=device_id, event=event, since=since, limit=limit
     )
     return [EventRead.model_validate(r) for r in rows]
-
-
-@router.get(
-    "/v1/gateways/{gateway_id}",
-    response_model=GatewayRead,
-    summary="Online/offline as last reported by status topic or last will",
-)
-async def gateway_status(
-    gateway_id: Annotated[str, Path(pattern=DEVICE_ID_PATTERN)],
-    session: SessionDep,
-    principal: Principal = Reader,
-) -> GatewayRead:
-    if principal.role is Role.family:
-        raise NotFound(f"gateway {gateway_id} not found")
-    await devices.get(session=session, principal=principal, device_id=gateway_id)
-    row = await session.scalar(select(Gateway).where(Gateway.gateway_id == gateway_id))
-    if row is None:
-        raise NotFound(f"gateway {gateway_id} has not reported yet")
-    return GatewayRead.model_validate(row)
-
-
-@router.get(
-    "/v1/dead-letters",
-    response_model=list[DeadLetterRead],
-    summary="Messages the ingest refused, with the reason (ops)",
-)
-async def dead_letters(
-    session: SessionDep,
-    principal: Principal = Ops,
-    reason: Annotated[str | None, Query(max_length=32)] = None,
-    limit: Limit = 100,
-) -> list[DeadLetterRead]:
-    platform_wide(principal)  # dead letters hold raw payloads from every region
-    rows = await service.dead_letters(session=session, reason=reason, limit=limit)
-    return [DeadLetterRead.of(r) for r in rows]

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.telemetry.events.models import DeadLetter, Event
+from services.telemetry.events.models import Event
 
 
 async def vitals(
@@ -38,12 +38,3 @@ async def device_events(
     if since:
         stmt = stmt.where(Event.received_at >= since)
     return list(await session.scalars(stmt.order_by(Event.received_at.desc()).limit(limit)))
-
-
-async def dead_letters(
-    *, session: AsyncSession, reason: str | None, limit: int
-) -> list[DeadLetter]:
-    stmt = select(DeadLetter)
-    if reason:
-        stmt = stmt.where(DeadLetter.reason == reason)
-    return list(await session.scalars(stmt.order_by(DeadLetter.id.desc()).limit(limit)))

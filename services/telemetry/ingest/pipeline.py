@@ -18,7 +18,7 @@ import orjson
 from prometheus_client import Counter
 
 from services.telemetry import contract
-from services.telemetry.alerts import rules, store
+from services.telemetry.alerts import lifecycle, rules
 from services.telemetry.ingest.directory import DeviceDirectory
 
 log = logging.getLogger(__name__)
@@ -256,7 +256,7 @@ class Pipeline:
         raised: list[str] = []
         at = min(event.device_ts, received_at)
         if event.event in contract.URGENT:
-            r = await store.raise_alert(
+            r = await lifecycle.raise_alert(
                 conn,
                 kind=event.event,
                 severity="critical",
@@ -285,7 +285,7 @@ class Pipeline:
                 )
                 if rules.sustained(count, t):
                     kind = rules.vital_kind(breach, thresholds)
-                    r = await store.raise_alert(
+                    r = await lifecycle.raise_alert(
                         conn,
                         kind=kind,
                         severity=breach.severity,
@@ -301,7 +301,7 @@ class Pipeline:
         elif event.event == "heartbeat" and rules.low_battery(
             event.data.get("battery"), self.config
         ):
-            r = await store.raise_alert(
+            r = await lifecycle.raise_alert(
                 conn,
                 kind="low_battery",
                 severity="info",
@@ -340,7 +340,7 @@ class Pipeline:
             return []  # stale: a newer status is already recorded
         was_online = row["was_online"]
         if status.online:
-            await store.close_active(
+            await lifecycle.close_active(
                 conn,
                 subject=status.gateway_id,
                 kind="gateway_offline",
@@ -352,7 +352,7 @@ class Pipeline:
             return []  # already known offline (a retained status replayed on resubscribe)
         gateway = (await self.directory.resolve(conn, {status.gateway_id})).get(status.gateway_id)
         elder_id = gateway.elder_id if gateway else None
-        r = await store.raise_alert(
+        r = await lifecycle.raise_alert(
             conn,
             kind="gateway_offline",
             severity="warning",
@@ -374,7 +374,7 @@ def _dead_event(event: contract.Event, received_at: datetime, reason: str, detai
     return (received_at, topic, payload, reason, detail or f"device {event.device_id}")
 
 
-def _note(raised: store.Raised, kind: str, severity: str) -> str:
+def _note(raised: lifecycle.Raised, kind: str, severity: str) -> str:
     if raised.created:
         ALERTS.labels(kind, severity).inc()
     return f"{kind}:{'new' if raised.created else 'repeat'}:{raised.alert_id}"

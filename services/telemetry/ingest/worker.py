@@ -33,7 +33,7 @@ import paho.mqtt.client as mqtt
 from prometheus_client import Counter, Gauge
 
 from services.telemetry import contract
-from services.telemetry.alerts import store
+from services.telemetry.alerts import lifecycle
 from services.telemetry.ingest.pipeline import DEAD_LETTERS, Message, Pipeline
 from shared.config import Settings
 from shared.db import plain_url
@@ -338,7 +338,7 @@ class IngestWorker:
                     if alert:
                         # Whatever broke, a person must still hear about a possible emergency.
                         parts = item.topic.split("/")
-                        await store.raise_alert(
+                        await lifecycle.raise_alert(
                             conn,
                             kind="unprocessed_emergency",
                             severity="critical",

@@ -17,8 +17,8 @@ import asyncpg
 import httpx
 from prometheus_client import Counter
 
-from services.telemetry.alerts.store import OUTBOX_CHANNEL
-from services.telemetry.alerts.store import log as log_alert
+from services.telemetry.alerts import lifecycle
+from services.telemetry.alerts.lifecycle import OUTBOX_CHANNEL
 from shared.auth import Role, TokenCodec
 from shared.config import Settings
 from shared.db import plain_url
@@ -126,13 +126,7 @@ class Relay:
                 row["id"],
             )
             if row["alert_id"] is not None and row["target"] == "dispatch":
-                changed = await conn.fetchval(
-                    "UPDATE telemetry.alerts SET status = 'dispatched', dispatched_at = now() "
-                    "WHERE id = $1 AND status IN ('open', 'acknowledged') RETURNING id",
-                    row["alert_id"],
-                )
-                if changed:
-                    await log_alert(conn, row["alert_id"], "dispatched", "telemetry-relay")
+                await lifecycle.mark_dispatched(conn, row["alert_id"], actor="telemetry-relay")
             return
         FAILED.labels(row["target"]).inc()
         delay = backoff(row["attempts"])

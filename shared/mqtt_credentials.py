@@ -1,4 +1,5 @@
-"""MQTT credentials for gateways, hashed the way Mosquitto's password file expects.
+"""MQTT credentials for gateways, hashed the way Mosquitto's password file expects (the
+registry issues them, telemetry's broker-config writes them out: both read them here).
 
 Mosquitto 2 reads ``username:$7$<iterations>$<b64 salt>$<b64 PBKDF2-SHA512>`` lines, so the
 broker's password file can be generated from the registry without ever storing a password.

@@ -1,7 +1,10 @@
-"""Alert SQL, in one place, on a plain asyncpg connection inside the caller's transaction.
+"""Every change of an alert's state, in one place: raise (or count a repeat), acknowledge,
+hand to dispatch, escalate, resolve or close as a false alarm — each step logged in
+``alert_log`` (the audit trail and the SSE feed) in the same transaction.
 
-The ingest worker and the monitor call it on their own connections; the REST app on the
-request's (``shared.uow`` gives the session, ``raw()`` its asyncpg connection).
+Plain asyncpg on a connection inside the caller's transaction: the ingest worker, the
+monitor and the relay call it on their own connections; the REST app on the request's
+(``shared.uow`` gives the session, ``raw()`` its asyncpg connection).
 """
 
 from __future__ import annotations
@@ -144,3 +147,92 @@ async def close_active(
     for row in rows:
         await log(conn, row["id"], "resolved", actor)
     return len(rows)
+
+
+async def acknowledge(
+    conn: asyncpg.Connection, alert_id: uuid.UUID, *, actor: str, note: str | None
+) -> bool:
+    """Somebody has it. An alert already handed to dispatch stays ``dispatched``. The
+    condition lives in the UPDATE: two desks acknowledging at once, one wins."""
+    done = await conn.fetchval(
+        "UPDATE telemetry.alerts SET acknowledged_at = now(), acknowledged_by = $2, "
+        "status = CASE WHEN status = 'open' THEN 'acknowledged' ELSE status END, "
+        "resolution_note = coalesce($3, resolution_note) "
+        "WHERE id = $1 AND status IN ('open', 'dispatched') AND acknowledged_at IS NULL "
+        "RETURNING id",
+        alert_id,
+        actor,
+        note,
+    )
+    if done is not None:
+        await log(conn, alert_id, "acknowledged", actor)
+    return done is not None
+
+
+async def resolve(
+    conn: asyncpg.Connection,
+    alert_id: uuid.UUID,
+    *,
+    outcome: str,
+    actor: str,
+    note: str | None,
+) -> bool:
+    """Close an active alert as ``resolved`` or ``false_alarm``; False when already closed."""
+    done = await conn.fetchval(
+        "UPDATE telemetry.alerts SET status = $2, resolved_at = now(), resolved_by = $3, "
+        "resolution_note = coalesce($4, resolution_note), "
+        "acknowledged_at = coalesce(acknowledged_at, now()), "
+        "acknowledged_by = coalesce(acknowledged_by, $3) "
+        "WHERE id = $1 AND status IN ('open', 'acknowledged', 'dispatched') RETURNING id",
+        alert_id,
+        outcome,
+        actor,
+        note,
+    )
+    if done is not None:
+        await log(conn, alert_id, outcome, actor)
+    return done is not None
+
+
+async def mark_dispatched(conn: asyncpg.Connection, alert_id: uuid.UUID, *, actor: str) -> bool:
+    """Dispatch took the hand-off (the relay's delivery was answered 2xx)."""
+    changed = await conn.fetchval(
+        "UPDATE telemetry.alerts SET status = 'dispatched', dispatched_at = now() "
+        "WHERE id = $1 AND status IN ('open', 'acknowledged') RETURNING id",
+        alert_id,
+    )
+    if changed:
+        await log(conn, alert_id, "dispatched", actor)
+    return changed is not None
+
+
+async def escalate(conn: asyncpg.Connection, alert_id: uuid.UUID, *, at: datetime) -> None:
+    """Nobody acknowledged in time: one level up, and the step is re-sent on the feed."""
+    await conn.execute(
+        "UPDATE telemetry.alerts SET escalation_level = escalation_level + 1, "
+        "escalated_at = $2 WHERE id = $1",
+        alert_id,
+        at,
+    )
+    await log(conn, alert_id, "escalated", "system")
+
+
+# A device reporting again closes its offline alert (a gateway's closes on its own "online").
+_DEVICES_BACK = """
+UPDATE telemetry.alerts a SET status = 'resolved', resolved_at = $2, resolved_by = 'system',
+    resolution_note = 'device reporting again'
+FROM telemetry.device_state s
+WHERE a.kind = 'device_offline' AND a.status IN ('open', 'acknowledged', 'dispatched')
+  AND a.device_id = s.device_id AND s.last_seen_at >= $1
+RETURNING a.id, a.device_id
+"""
+
+
+async def close_offline_of_returned(
+    conn: asyncpg.Connection, *, seen_since: datetime, at: datetime
+) -> list[str]:
+    """Resolve the offline alerts of devices seen since ``seen_since``; their device ids."""
+    rows = await conn.fetch(_DEVICES_BACK, seen_since, at)
+    for row in rows:
+        await log(conn, row["id"], "resolved", "system")
+    return [row["device_id"] for row in rows]
