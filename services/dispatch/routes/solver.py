@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
+from datetime import timedelta
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -260,12 +261,12 @@ def vroom_solve(
 
     try:
         answer = build(warm_start).solve(
-            exploration_level=exploration, nb_threads=threads, timeout=int(timeout_s * 1000)
+            exploration_level=exploration, nb_threads=threads, timeout=timedelta(seconds=timeout_s)
         )
     except Exception:  # an infeasible warm start is refused by VROOM: solve from scratch
         log.info("VROOM refused the warm start; solving without it", exc_info=True)
         answer = build(False).solve(
-            exploration_level=exploration, nb_threads=threads, timeout=int(timeout_s * 1000)
+            exploration_level=exploration, nb_threads=threads, timeout=timedelta(seconds=timeout_s)
         )
     result = answer.to_dict()
     sol = Solution("vroom")
