@@ -57,40 +57,64 @@ async def platform(settings, broker):
             await asyncio.wait_for(asyncio.gather(*tasks), 15)
 
 
-async def test_button_to_offer_to_next_to_accept_to_arrival_to_resolved(registry, settings, broker, database_url):
+async def test_button_to_offer_to_next_to_accept_to_arrival_to_resolved(
+    registry, settings, broker, database_url
+):
     home = await make_home(registry)
     org = home["org"]
     elder = (await registry.get(f"/v1/elders/{home['elder_id']}")).json()
-    near = await make_staff(registry, org, station=await add_station(registry, org, elder["lat"] + 0.001, elder["lon"]))
-    nxt = await make_staff(registry, org, station=await add_station(registry, org, elder["lat"] + 0.004, elder["lon"]))
+    near = await make_staff(
+        registry, org, station=await add_station(registry, org, elder["lat"] + 0.001, elder["lon"])
+    )
+    nxt = await make_staff(
+        registry, org, station=await add_station(registry, org, elder["lat"] + 0.004, elder["lon"])
+    )
     async with platform(settings, broker) as s:
         codec = registry.codec
         admin = {"Authorization": f"Bearer {codec.issue(role='admin')}"}
-        def as_staff(staff):
-            return {"Authorization": "Bearer " + codec.issue(role="caregiver", org=org["id"], staff=staff["id"])}
 
-        async with httpx.AsyncClient(base_url=s.service_url("dispatch"), timeout=10) as d, httpx.AsyncClient(
-            base_url=s.service_url("telemetry"), timeout=10
-        ) as t:
+        def as_staff(staff):
+            return {
+                "Authorization": "Bearer "
+                + codec.issue(role="caregiver", org=org["id"], staff=staff["id"])
+            }
+
+        async with (
+            httpx.AsyncClient(base_url=s.service_url("dispatch"), timeout=10) as d,
+            httpx.AsyncClient(base_url=s.service_url("telemetry"), timeout=10) as t,
+        ):
             r = await d.put(
                 f"/v1/orgs/{org['id']}/dispatch-settings",
-                json={"chain": {"steps": [{"action": "offer", "wait_s": 1}, {"action": "offer", "wait_s": 120}]}},
+                json={
+                    "chain": {
+                        "steps": [
+                            {"action": "offer", "wait_s": 1},
+                            {"action": "offer", "wait_s": 120},
+                        ]
+                    }
+                },
                 headers=admin,
             )
             assert r.status_code == 200, r.text
             pub = publisher(broker.port)
             try:
-                pub.publish(*msg(home, "btn", "emergency", button="main"), qos=1).wait_for_publish(5)
+                pub.publish(*msg(home, "btn", "emergency", button="main"), qos=1).wait_for_publish(
+                    5
+                )
             finally:
                 pub.loop_stop()
                 pub.disconnect()
 
             async def dispatched():
-                alerts = (await t.get("/v1/alerts", params={"elder_id": home["elder_id"]}, headers=admin)).json()
+                alerts = (
+                    await t.get("/v1/alerts", params={"elder_id": home["elder_id"]}, headers=admin)
+                ).json()
                 if not alerts["items"]:
                     return None
                 alert = alerts["items"][0]
-                page = (await d.get("/v1/dispatches", params={"alert_id": alert["id"]}, headers=admin)).json()
+                page = (
+                    await d.get("/v1/dispatches", params={"alert_id": alert["id"]}, headers=admin)
+                ).json()
                 return page["items"] and (alert, page["items"][0])
 
             alert, first = await eventually(dispatched, within=20, interval=0.1)
@@ -108,10 +132,14 @@ async def test_button_to_offer_to_next_to_accept_to_arrival_to_resolved(registry
             visit_id = r.json()["visit_id"]
             here = {"lat": elder["lat"], "lon": elder["lon"]}
             r = await d.post(
-                f"/v1/visits/{visit_id}/check-in", json={**here, "at": datetime.now(UTC).isoformat()}, headers=as_staff(nxt)
+                f"/v1/visits/{visit_id}/check-in",
+                json={**here, "at": datetime.now(UTC).isoformat()},
+                headers=as_staff(nxt),
             )
             assert r.status_code == 201, r.text
-            assert (await d.get(f"/v1/dispatches/{first['id']}", headers=admin)).json()["status"] == "arrived"
+            assert (await d.get(f"/v1/dispatches/{first['id']}", headers=admin)).json()[
+                "status"
+            ] == "arrived"
             r = await d.post(
                 f"/v1/visits/{visit_id}/check-out",
                 json={**here, "at": datetime.now(UTC).isoformat(), "items_done": ["emergency_aid"]},
@@ -125,18 +153,34 @@ async def test_button_to_offer_to_next_to_accept_to_arrival_to_resolved(registry
 
             closed = await eventually(alert_resolved, within=15, interval=0.1)
             assert closed["resolved_by"] == "dispatch-relay"
-            steps = [x["action"] for x in (await d.get(f"/v1/dispatches/{first['id']}", headers=admin)).json()["steps"]]
-            assert steps == ["received", "offered", "timed_out", "offered", "accepted", "arrived", "resolved"]
+            steps = [
+                x["action"]
+                for x in (await d.get(f"/v1/dispatches/{first['id']}", headers=admin)).json()[
+                    "steps"
+                ]
+            ]
+            assert steps == [
+                "received",
+                "offered",
+                "timed_out",
+                "offered",
+                "accepted",
+                "arrived",
+                "resolved",
+            ]
 
 
-async def test_false_alarm_in_telemetry_cancels_the_dispatch(registry, settings, broker, database_url):
+async def test_false_alarm_in_telemetry_cancels_the_dispatch(
+    registry, settings, broker, database_url
+):
     home = await make_home(registry)
     await make_staff(registry, home["org"])
     async with platform(settings, broker) as s:
         admin = {"Authorization": f"Bearer {registry.codec.issue(role='admin')}"}
-        async with httpx.AsyncClient(base_url=s.service_url("dispatch"), timeout=10) as d, httpx.AsyncClient(
-            base_url=s.service_url("telemetry"), timeout=10
-        ) as t:
+        async with (
+            httpx.AsyncClient(base_url=s.service_url("dispatch"), timeout=10) as d,
+            httpx.AsyncClient(base_url=s.service_url("telemetry"), timeout=10) as t,
+        ):
             pub = publisher(broker.port)
             try:
                 pub.publish(*msg(home, "fall", "fall", confidence=0.9), qos=1).wait_for_publish(5)
@@ -145,15 +189,25 @@ async def test_false_alarm_in_telemetry_cancels_the_dispatch(registry, settings,
                 pub.disconnect()
 
             async def offered():
-                alerts = (await t.get("/v1/alerts", params={"elder_id": home["elder_id"]}, headers=admin)).json()
+                alerts = (
+                    await t.get("/v1/alerts", params={"elder_id": home["elder_id"]}, headers=admin)
+                ).json()
                 if not alerts["items"]:
                     return None
-                page = (await d.get("/v1/dispatches", params={"alert_id": alerts["items"][0]["id"]}, headers=admin)).json()
+                page = (
+                    await d.get(
+                        "/v1/dispatches",
+                        params={"alert_id": alerts["items"][0]["id"]},
+                        headers=admin,
+                    )
+                ).json()
                 return page["items"] and (alerts["items"][0], page["items"][0])
 
             alert, first = await eventually(offered, within=20, interval=0.1)
             assert first["status"] == "offered"
-            r = await t.post(f"/v1/alerts/{alert['id']}/resolve", json={"outcome": "false_alarm"}, headers=admin)
+            r = await t.post(
+                f"/v1/alerts/{alert['id']}/resolve", json={"outcome": "false_alarm"}, headers=admin
+            )
             assert r.status_code == 200, r.text
 
             async def cancelled():
@@ -164,7 +218,10 @@ async def test_false_alarm_in_telemetry_cancels_the_dispatch(registry, settings,
             assert x["due_at"] is None and x["steps"][-1]["detail"] == {"reason": "false_alarm"}
     conn = await asyncpg.connect(database_url)
     try:
-        row = await conn.fetchrow("SELECT delivered_at FROM telemetry.outbox WHERE idempotency_key = $1", f"cancel:{alert['id']}")
+        row = await conn.fetchrow(
+            "SELECT delivered_at FROM telemetry.outbox WHERE idempotency_key = $1",
+            f"cancel:{alert['id']}",
+        )
         assert row["delivered_at"] is not None
     finally:
         await conn.close()

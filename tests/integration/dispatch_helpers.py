@@ -32,7 +32,12 @@ async def dispatch(settings) -> AsyncIterator[Api]:
 
 
 async def make_staff(
-    registry, org: dict, *, role: str = "caregiver", on_duty: bool = True, insured: bool = True,
+    registry,
+    org: dict,
+    *,
+    role: str = "caregiver",
+    on_duty: bool = True,
+    insured: bool = True,
     station: dict | None = None,
 ) -> dict:
     body = {
@@ -50,7 +55,8 @@ async def make_staff(
 
 async def add_station(registry, org: dict, lat: float, lon: float, zone: str = "urban") -> dict:
     r = await registry.post(
-        f"/v1/orgs/{org['id']}/stations", {"name": "站" + uuid.uuid4().hex[:4], "lat": lat, "lon": lon, "zone": zone}
+        f"/v1/orgs/{org['id']}/stations",
+        {"name": "站" + uuid.uuid4().hex[:4], "lat": lat, "lon": lon, "zone": zone},
     )
     assert r.status_code == 201, r.text
     return r.json()
@@ -77,7 +83,9 @@ class ServerThread:
 
     def __init__(self, app, port: int | None = None) -> None:
         self.port = port or free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -14,15 +14,25 @@ import httpx
 import orjson
 
 from services.dispatch.notifications import sender
-from tests.integration.dispatch_helpers import add_station, caregiver, make_bed_home, make_staff, serving
+from tests.integration.dispatch_helpers import (
+    add_station,
+    caregiver,
+    make_bed_home,
+    make_staff,
+    serving,
+)
 from tests.waiting import eventually
 
 HOME = (24.7236, 118.1520)
 
 
 def handoff(elder_id: str) -> dict:
-    return {"alert_id": str(uuid.uuid4()), "elder_id": elder_id, "kind": "emergency",
-            "raised_at": datetime.now(UTC).isoformat()}
+    return {
+        "alert_id": str(uuid.uuid4()),
+        "elder_id": elder_id,
+        "kind": "emergency",
+        "raised_at": datetime.now(UTC).isoformat(),
+    }
 
 
 class App:
@@ -38,7 +48,9 @@ class App:
     async def __aenter__(self):
         self._cm = self.app.router.lifespan_context(self.app)
         await self._cm.__aenter__()
-        self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://dispatch")
+        self.client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self.app), base_url="http://dispatch"
+        )
         return self
 
     async def __aexit__(self, *exc):
@@ -52,27 +64,43 @@ class App:
 async def test_restart_in_the_middle_of_a_chain_loses_no_timer(registry, settings):
     home = await make_bed_home(registry)
     org = home["org"]
-    a = await make_staff(registry, org, station=await add_station(registry, org, HOME[0] + 0.001, HOME[1]))
-    b = await make_staff(registry, org, station=await add_station(registry, org, HOME[0] + 0.003, HOME[1]))
+    a = await make_staff(
+        registry, org, station=await add_station(registry, org, HOME[0] + 0.001, HOME[1])
+    )
+    b = await make_staff(
+        registry, org, station=await add_station(registry, org, HOME[0] + 0.003, HOME[1])
+    )
     async with App(settings) as first:
         r = await first.client.put(
             f"/v1/orgs/{org['id']}/dispatch-settings",
-            json={"chain": {"steps": [{"action": "offer", "wait_s": 2}, {"action": "offer", "wait_s": 60}]}},
+            json={
+                "chain": {
+                    "steps": [{"action": "offer", "wait_s": 2}, {"action": "offer", "wait_s": 60}]
+                }
+            },
             headers=first.auth(),
         )
         assert r.status_code == 200, r.text
-        r = await first.client.post("/v1/dispatches", json=handoff(home["elder"]["id"]), headers=first.auth("service"))
+        r = await first.client.post(
+            "/v1/dispatches", json=handoff(home["elder"]["id"]), headers=first.auth("service")
+        )
         d = r.json()
         assert d["staff_id"] == a["id"] and d["due_at"]
     # dispatch is down while the wait ends
     await asyncio.sleep(2.5)
     async with App(settings) as second:
+
         async def offered_to_b():
             r = await second.client.get(f"/v1/dispatches/{d['id']}", headers=second.auth())
             return r.json()["staff_id"] == b["id"] and r.json()
 
         moved = await eventually(offered_to_b, within=10, interval=0.1)
-        assert [s["action"] for s in moved["steps"]] == ["received", "offered", "timed_out", "offered"]
+        assert [s["action"] for s in moved["steps"]] == [
+            "received",
+            "offered",
+            "timed_out",
+            "offered",
+        ]
 
 
 async def test_notifications_are_signed_webhooks_retried_until_delivered(registry, settings):
@@ -92,15 +120,22 @@ async def test_notifications_are_signed_webhooks_retried_until_delivered(registr
         return JSONResponse({"ok": True})
 
     secret = "hook-secret-" + "s" * 20
-    with serving(Starlette(routes=[Route("/hook", hook, methods=["POST"])]), ) as hook_server:
+    with serving(
+        Starlette(routes=[Route("/hook", hook, methods=["POST"])]),
+    ) as hook_server:
         s = settings.model_copy(
-            update={"dispatch_webhook_url": hook_server.url + "/hook", "dispatch_webhook_secret": secret}
+            update={
+                "dispatch_webhook_url": hook_server.url + "/hook",
+                "dispatch_webhook_secret": secret,
+            }
         )
         from tests.integration.builders import make_elder
 
         elder = await make_elder(registry)  # no bed: the family is notified at once
         async with App(s) as app:
-            r = await app.client.post("/v1/dispatches", json=handoff(elder["id"]), headers=app.auth("service"))
+            r = await app.client.post(
+                "/v1/dispatches", json=handoff(elder["id"]), headers=app.auth("service")
+            )
             assert r.status_code == 201
 
             async def both():
@@ -110,12 +145,17 @@ async def test_notifications_are_signed_webhooks_retried_until_delivered(registr
             await eventually(both, within=15, interval=0.1)
     headers, body = next((h, b) for h, b in received if orjson.loads(b)["event"] == "notify_family")
     ts = headers["x-eldercare-timestamp"]
-    expected = "v1=" + hmac.new(secret.encode(), ts.encode() + b"." + body, hashlib.sha256).hexdigest()
+    expected = (
+        "v1=" + hmac.new(secret.encode(), ts.encode() + b"." + body, hashlib.sha256).hexdigest()
+    )
     assert headers["x-eldercare-signature"] == expected
     assert sender.verify(secret, ts, body, headers["x-eldercare-signature"])
     assert not sender.verify("wrong", ts, body, headers["x-eldercare-signature"])
     payload = orjson.loads(body)
-    assert payload["recipient"]["phone_masked"] == "139****0000" and "phone" not in payload["recipient"]
+    assert (
+        payload["recipient"]["phone_masked"] == "139****0000"
+        and "phone" not in payload["recipient"]
+    )
     assert headers["idempotency-key"].startswith("notification:")
 
 
@@ -130,8 +170,13 @@ async def test_outbox_delivers_visit_mode_to_telemetry(registry, settings, datab
             start = datetime.now(UTC)
             r = await app.client.post(
                 "/v1/visits",
-                json={"bed_id": home["bed"]["id"], "staff_id": staff["id"], "planned_start": start.isoformat(),
-                      "planned_end": (start + timedelta(hours=1)).isoformat(), "items": ["meal"]},
+                json={
+                    "bed_id": home["bed"]["id"],
+                    "staff_id": staff["id"],
+                    "planned_start": start.isoformat(),
+                    "planned_end": (start + timedelta(hours=1)).isoformat(),
+                    "items": ["meal"],
+                },
                 headers=app.auth("org_admin", org=home["org"]["id"]),
             )
             assert r.status_code == 201, r.text
@@ -143,6 +188,7 @@ async def test_outbox_delivers_visit_mode_to_telemetry(registry, settings, datab
             assert r.status_code == 201, r.text
             conn = await asyncpg.connect(database_url)
             try:
+
                 async def visit_mode_on():
                     rows = await conn.fetch(
                         "SELECT staff_id FROM telemetry.visit_mode WHERE elder_id = $1",

@@ -13,9 +13,9 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from datetime import timedelta
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import numpy as np
 
