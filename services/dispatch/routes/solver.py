@@ -187,13 +187,15 @@ def vroom_solve(
     matrix: np.ndarray,
     *,
     timeout_s: float = 25.0,
-    exploration: int = 5,
+    exploration: int | None = None,
     threads: int = 2,
     warm_start: bool = True,
 ) -> Solution:
     import vroom  # an optional heavy import: only the solver needs it
 
     t0 = time.perf_counter()
+    if exploration is None:  # search effort VROOM can afford within the time budget
+        exploration = 5 if len(jobs) <= 300 else 2
     skill_ids = {
         s: k + 1
         for k, s in enumerate(
