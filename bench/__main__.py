@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from bench import ingest, registry
+from bench import dispatch, ingest, registry
 from bench.common import Phase
 
 
@@ -22,6 +22,7 @@ class Outcome(Protocol):
 BENCHMARKS: dict[str, Callable[[registry.Options], Outcome]] = {
     "registry": registry.run,
     "ingest": ingest.run,
+    "dispatch": dispatch.run,
 }
 
 COLUMNS = (

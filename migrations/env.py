@@ -8,6 +8,7 @@ import re
 from alembic import context
 from sqlalchemy.engine import Connection
 
+import services.dispatch.models
 import services.registry.models
 import services.telemetry.models  # noqa: F401
 import shared.audit

@@ -51,6 +51,19 @@ class Settings(BaseSettings):
     ingest_metrics_port: int = 9108
     telemetry_retention_days: int = 400
 
+    # Dispatch: its background loops (escalation timers, outbox to telemetry, notification
+    # delivery, plan generation) run inside each dispatch process unless turned off here
+    # (then run `python -m services.dispatch.worker`); every loop is safe to run twice.
+    dispatch_background: bool = True
+    # Optional self-hosted routing engine for travel times: "osrm" or "valhalla".
+    dispatch_routing_engine: str | None = None
+    dispatch_routing_url: str | None = None
+    dispatch_routing_timeout_s: float = 2.0
+    dispatch_routing_max_matrix: int = 100
+    # The shipped notifier: a signed webhook (HMAC-SHA256 over "timestamp.body").
+    dispatch_webhook_url: str | None = None
+    dispatch_webhook_secret: str | None = None
+
     db_pool_size: int = 10
     db_max_overflow: int = 10
     max_body_bytes: int = 1_048_576

@@ -163,3 +163,20 @@ async def require_device(session: AsyncSession, principal: Principal, device_id:
     if row is None:
         raise NotFound(T(f"未找到设备 {device_id}", f"device {device_id} not found"))
     return row
+
+
+def staff_scope(principal: Principal, staff: FromClause = readmodel.staff) -> ColumnElement[bool]:
+    """Staff members (and what is theirs: a caregiver's tasks, offers, route): a caregiver
+    sees only itself; an org admin its org's staff; region roles the staff of orgs registered
+    under their prefix; services everyone; family members and gateways nobody."""
+    role = principal.role
+    if role is Role.caregiver:
+        return staff.c.id == bindparam("scope_staff", principal.staff)
+    if role is Role.org_admin:
+        return staff.c.org_id == bindparam("scope_org", principal.org)
+    if role in (Role.admin, Role.street, Role.community):
+        o = readmodel.orgs
+        return staff.c.org_id.in_(select(o.c.id).where(org_scope(principal, o)))
+    if role is Role.service:
+        return true()
+    return false()

@@ -92,6 +92,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"eldercare emulate: registration failed: {exc}", file=sys.stderr)
             return 2
         print(f"registered {len(credentials)} homes at {options.registry_url}", file=sys.stderr)
+        from services.emulator import handsets
+
+        handsets.start_in_thread(options, settings)  # caregivers' handsets talk to dispatch
     try:
         stats = emulate(options, credentials=credentials)
     except KeyboardInterrupt:

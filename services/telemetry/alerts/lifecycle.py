@@ -191,7 +191,32 @@ async def resolve(
     )
     if done is not None:
         await log(conn, alert_id, outcome, actor)
+        if outcome == "false_alarm":
+            await cancel_dispatch(conn, alert_id)
     return done is not None
+
+
+# A false alarm of a kind that was handed to dispatch stops the dispatch: an outbox row in
+# the same transaction, delivered by the relay like the hand-off (dispatch is idempotent on
+# the alert, and a cancel that overtakes its hand-off is remembered there).
+_CANCEL_DISPATCH = """
+WITH cancel AS (
+    INSERT INTO telemetry.outbox (alert_id, target, method, path, body, idempotency_key,
+        created_at, attempts, next_attempt_at)
+    SELECT a.id, 'dispatch', 'POST', '/v1/dispatches/cancel',
+           jsonb_build_object('alert_id', a.id, 'reason', 'false_alarm', 'elder_id', a.elder_id,
+                              'kind', a.kind, 'raised_at', a.raised_at),
+           'cancel:' || a.id, now(), 0, now()
+    FROM telemetry.alerts a WHERE a.id = $1 AND a.kind = ANY($2::text[])
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING id
+)
+SELECT pg_notify($3, '') FROM cancel
+"""
+
+
+async def cancel_dispatch(conn: asyncpg.Connection, alert_id: uuid.UUID) -> None:
+    await conn.execute(_CANCEL_DISPATCH, alert_id, sorted(DISPATCHED_KINDS), OUTBOX_CHANNEL)
 
 
 async def mark_dispatched(conn: asyncpg.Connection, alert_id: uuid.UUID, *, actor: str) -> bool:

@@ -1,0 +1,61 @@
+"""The dispatch ASGI app (``uvicorn --factory services.dispatch.app:create_app``)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from services.dispatch import __doc__ as DESCRIPTION
+from services.dispatch import policy as dispatch_policy
+from services.dispatch.catalogue import service as catalogue
+from services.dispatch.catalogue.router import router as catalogue_router
+from services.dispatch.chains.router import router as chains
+from services.dispatch.compliance.router import router as compliance
+from services.dispatch.coverage.router import router as coverage
+from services.dispatch.coverage.travel import travel_model
+from services.dispatch.dispatches.router import router as dispatches
+from services.dispatch.kpis.router import router as kpis
+from services.dispatch.plans.router import router as plans
+from services.dispatch.routes.router import router as routes
+from services.dispatch.visits.router import router as visits
+from services.dispatch.worker import DispatchWorker
+from shared import app as app_factory
+from shared.config import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    policy = dispatch_policy.load()
+
+    async def start(app: FastAPI) -> None:
+        app.state.policy = policy
+        app.state.travel = travel_model(policy, settings)
+        async with app.state.sessionmaker.begin() as session:
+            await catalogue.seed(session=session)
+        app.state.worker = None
+        if settings.dispatch_background:
+            app.state.worker = DispatchWorker(settings, app.state.sessionmaker)
+            await app.state.worker.start()
+
+    async def stop(app: FastAPI) -> None:
+        if app.state.worker is not None:
+            await app.state.worker.close()
+
+    return app_factory.create_app(
+        service="dispatch",
+        title="Eldercare dispatch",
+        description=DESCRIPTION or "",
+        routers=[
+            coverage,
+            catalogue_router,
+            plans,
+            visits,
+            routes,
+            compliance,
+            dispatches,
+            chains,
+            kpis,
+        ],
+        settings=settings,
+        on_startup=[start],
+        on_shutdown=[stop],
+    )

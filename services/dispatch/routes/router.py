@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import uuid
+from datetime import date
+
+from fastapi import APIRouter, Request
+
+from services.dispatch.routes import service
+from services.dispatch.routes.schemas import DayPlan, PlanDayIn, Tasks
+from shared import clock
+from shared.auth import Principal, Role, StaffReader, require_roles
+from shared.uow import SessionDep
+
+router = APIRouter(tags=["routes and tasks"])
+
+Manager = require_roles(Role.admin, Role.org_admin)
+
+
+@router.get(
+    "/v1/staff/{staff_id}/tasks",
+    response_model=Tasks,
+    summary="The handset feed: today's route and any offered dispatch "
+    "(a caregiver sees only its own)",
+)
+async def staff_tasks(
+    staff_id: uuid.UUID,
+    session: SessionDep,
+    principal: Principal = StaffReader,
+    day: date | None = None,
+) -> Tasks:
+    return await service.tasks(
+        session=session, principal=principal, staff_id=staff_id, day=day or clock.today()
+    )
+
+
+@router.post(
+    "/v1/routes/plan",
+    response_model=DayPlan,
+    summary="Assign a day's visits to caregivers (VROOM, greedy baseline alongside); "
+    "re-plan after a sick call",
+)
+async def plan_day(
+    body: PlanDayIn, request: Request, session: SessionDep, principal: Principal = Manager
+) -> DayPlan:
+    return await service.plan_day(
+        session=session, principal=principal, body=body, travel=request.app.state.travel
+    )

@@ -1,0 +1,280 @@
+"""Dispatch's domain logic as plain functions: the travel model, anomaly rules, the
+escalation chain, the monthly rule, plan occurrences and the solvers."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.dispatch import policy as dispatch_policy
+from services.dispatch.compliance import rules
+from services.dispatch.coverage.spatial import StationIndex
+from services.dispatch.coverage.travel import EstimateTravel, haversine_m
+from services.dispatch.dispatches import chain
+from services.dispatch.plans.generator import occurrences
+from services.dispatch.routes import solver
+from services.dispatch.visits import anomalies
+from shared.geo import distance_m
+
+POLICY = dispatch_policy.load()
+lat = st.floats(min_value=18.0, max_value=45.0)  # China
+lon = st.floats(min_value=75.0, max_value=130.0)
+
+
+@given(lat, lon, lat, lon)
+def test_vectorised_haversine_agrees_with_geographiclib(a, b, c, d):
+    exact = distance_m(a, b, c, d)
+    fast = float(haversine_m(a, b, c, d))
+    assert abs(fast - exact) <= 0.005 * exact + 1.0  # sphere vs ellipsoid: < 0.5 %
+
+
+@given(
+    st.floats(min_value=0, max_value=100_000),
+    st.floats(min_value=0, max_value=100_000),
+    st.sampled_from(["urban", "rural"]),
+)
+def test_travel_minutes_are_monotone_in_distance(d1, d2, zone):
+    model = EstimateTravel(POLICY)
+    m1, m2 = model.minutes_for_distance(d1, zone), model.minutes_for_distance(d2, zone)
+    lo, hi = sorted((d1, d2))
+    assert model.minutes_for_distance(lo, zone) <= model.minutes_for_distance(hi, zone)
+    assert m1 >= 0 and m2 >= 0
+
+
+@given(st.sampled_from(["urban", "rural"]))
+def test_radius_limit_respected_exactly_at_the_boundary(zone):
+    model = EstimateTravel(POLICY)
+    limit = POLICY.limit_minutes(zone)
+    metres = limit * model.speed_m_per_min(zone, None) / POLICY.travel.detour_factor[zone]
+    assert abs(float(model.minutes_for_distance(metres, zone)) - limit) < 1e-9
+    assert float(model.minutes_for_distance(metres * 1.01, zone)) > limit
+    assert POLICY.radius_minutes == {"urban": 15.0, "rural": 30.0}
+
+
+@settings(max_examples=50)
+@given(
+    st.lists(st.tuples(lat, lon), min_size=1, max_size=30),
+    st.lists(st.tuples(lat, lon), min_size=1, max_size=20),
+)
+def test_kdtree_nearest_station_is_the_geodesically_nearest(stations, beds):
+    s, b = np.array(stations), np.array(beds)
+    got = StationIndex(s).nearest(b, 1)[:, 0]
+    d = haversine_m(b[:, None, 0], b[:, None, 1], s[None, :, 0], s[None, :, 1])
+    best = d.min(axis=1)
+    assert np.allclose(d[np.arange(len(b)), got], best, rtol=1e-9, atol=1e-6)
+
+
+T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+
+
+@given(st.floats(min_value=0, max_value=10_000), st.floats(min_value=50, max_value=1000))
+def test_location_flag_only_beyond_tolerance(distance, tolerance):
+    flag = anomalies.location(distance, tolerance, None)
+    assert (flag is not None) == (distance > tolerance)
+    if flag:
+        assert flag.code == "too_far"
+        assert anomalies.location(distance, tolerance, "陪同就医").code == "alternate_location"
+
+
+@given(st.floats(min_value=0.001, max_value=0.5), st.integers(min_value=1, max_value=7200))
+def test_impossible_travel_iff_faster_than_plausible(dlat, seconds):
+    a = anomalies.Fix(T0, 24.7, 118.15)
+    b = anomalies.Fix(T0 + timedelta(seconds=seconds), 24.7 + dlat, 118.15)
+    metres = distance_m(a.lat, a.lon, b.lat, b.lon)
+    kmh = metres / 1000 / (seconds / 3600)
+    flag = anomalies.travel(a, b, POLICY.travel.max_plausible_kmh)
+    expected = metres > anomalies.JITTER_M and kmh > POLICY.travel.max_plausible_kmh
+    assert (flag is not None) == expected
+
+
+@given(st.integers(min_value=-120, max_value=600), st.integers(min_value=10, max_value=240))
+def test_duration_flags(actual, planned):
+    flag = anomalies.duration(
+        T0, T0 + timedelta(minutes=actual), planned, short_ratio=0.5, long_ratio=2.0
+    )
+    if actual < 0:
+        assert flag.code == "out_before_in"
+    elif actual < 0.5 * planned:
+        assert flag.code == "too_short"
+    elif actual > 2 * planned:
+        assert flag.code == "too_long"
+    else:
+        assert flag is None
+
+
+@given(st.integers(min_value=0, max_value=120), st.integers(min_value=0, max_value=120))
+def test_overlap_beyond_tolerance_only(offset, length):
+    mine = (T0, T0 + timedelta(minutes=60))
+    other = (T0 + timedelta(minutes=offset), T0 + timedelta(minutes=offset + length))
+    seconds = anomalies.overlap_seconds(mine, other)
+    flag = anomalies.overlaps(mine, [("x", *other)], 60)
+    assert (flag is not None) == (seconds > 60)
+
+
+def test_late_and_no_items():
+    assert anomalies.is_late(T0, T0 + timedelta(minutes=16), 900)
+    assert not anomalies.is_late(T0, T0 + timedelta(minutes=14), 900)
+    assert anomalies.items([]).code == "no_items" and anomalies.items(["meal"]) is None
+
+
+CHAIN = {
+    "max_rounds": 2,
+    "steps": [
+        {"action": "offer", "wait_s": 60},
+        {"action": "offer", "wait_s": 60},
+        {"action": "notify_family", "wait_s": 0},
+        {"action": "notify_community", "wait_s": 60},
+        {"action": "advise_120", "wait_s": 0},
+    ],
+}
+
+
+def test_chain_offers_then_call_tree_then_repeats_then_stops():
+    s, fx = chain.start(CHAIN, 3)
+    assert (s.status, s.offered, s.due_in_s, [e.action for e in fx]) == (
+        "offered",
+        0,
+        60,
+        ["offered"],
+    )
+    s, fx = chain.timeout(CHAIN, s, 3)
+    assert [e.action for e in fx] == ["timed_out", "offered"] and s.offered == 1
+    s, fx = chain.decline(CHAIN, s, 3)
+    assert [e.action for e in fx] == ["declined", "notify_family", "notify_community"]
+    assert s.status == "escalated" and s.due_in_s == 60
+    s, fx = chain.timeout(CHAIN, s, 3)
+    # round 2 starts over with those who did not decline: candidate 0 again
+    assert [e.action for e in fx] == ["advise_120", "offered"] and s.offered == 0 and s.round == 1
+    s, fx = chain.timeout(CHAIN, s, 3)
+    assert s.offered == 2  # 1 declined: skipped
+    s, fx = chain.timeout(CHAIN, s, 3)
+    s, fx = chain.timeout(CHAIN, s, 3)
+    assert [e.action for e in fx][-2:] == ["advise_120", "exhausted"] and s.due_in_s is None
+
+
+@given(
+    st.integers(min_value=0, max_value=5),
+    st.lists(st.sampled_from(["timeout", "decline"]), max_size=30),
+)
+def test_chain_always_ends_and_never_offers_a_decliner(candidates, events):
+    s, _ = chain.start(CHAIN, candidates)
+    steps = 0
+    declined: set[int] = set()
+    while s.due_in_s is not None and steps < 100:
+        event = events[steps % len(events)] if events else "timeout"
+        if event == "decline" and s.offered is not None:
+            declined.add(s.offered)
+            s, fx = chain.decline(CHAIN, s, candidates)
+        else:
+            s, fx = chain.timeout(CHAIN, s, candidates)
+        assert all(e.candidate not in declined for e in fx if e.action == "offered")
+        steps += 1
+    assert s.due_in_s is None and s.status == "escalated"
+
+
+def test_chain_validation():
+    assert chain.validate(CHAIN) == []
+    assert chain.validate({"steps": [{"action": "notify_family"}]}) == [
+        "steps: at least one offer step"
+    ]
+    assert chain.validate({"steps": [{"action": "fly"}]})[0].startswith("steps.0.action")
+
+
+def test_month_rule_prorated_daily_minimum_and_kinds():
+    c = POLICY.compliance
+    month = date(2026, 11, 1)
+    days = rules.period(month, date(2026, 11, 28), None, date(2026, 12, 1))
+    assert days == (date(2026, 11, 28), date(2026, 11, 30))
+    ok = rules.evaluate(
+        c,
+        month=month,
+        days=days,
+        minutes_by_day={date(2026, 11, 28): 61, date(2026, 11, 29): 60, date(2026, 11, 30): 60},
+        daily_living_done=["meal", "cleaning", "bathing"],
+    )
+    assert ok.compliant and ok.required_hours == 3.0 and ok.days_short == []
+    short = rules.evaluate(
+        c,
+        month=month,
+        days=days,
+        minutes_by_day={date(2026, 11, 28): 200},
+        daily_living_done=["meal"],
+    )
+    assert not short.compliant and short.days_short == [date(2026, 11, 29), date(2026, 11, 30)]
+    assert not short.daily_living_kinds_met
+    full = rules.period(month, date(2026, 1, 1), None, date(2026, 12, 5))
+    r = rules.evaluate(
+        c,
+        month=month,
+        days=full,
+        minutes_by_day={date(2026, 11, d): 60 for d in range(1, 31)},
+        daily_living_done=["meal", "cleaning", "bathing"],
+    )
+    assert r.required_hours == 30 and r.compliant
+
+
+def test_plan_occurrences_weekly_and_working_days():
+    days = occurrences(
+        "FREQ=WEEKLY;BYDAY=MO,WE,FR",
+        start_time=time(9),
+        valid_from=date(2026, 9, 28),
+        valid_to=None,
+        since=date(2026, 9, 28),
+        until=date(2026, 10, 9),
+    )
+    assert days == [
+        date(2026, 9, 28),
+        date(2026, 9, 30),
+        date(2026, 10, 2),
+        date(2026, 10, 5),
+        date(2026, 10, 7),
+        date(2026, 10, 9),
+    ]
+    working = occurrences(
+        "FREQ=DAILY",
+        start_time=time(9),
+        valid_from=date(2026, 9, 28),
+        valid_to=date(2026, 10, 2),
+        since=date(2026, 9, 1),
+        until=date(2026, 12, 1),
+        is_working=lambda d: d.weekday() < 5 and d.day != 1,
+    )
+    assert working == [date(2026, 9, 28), date(2026, 9, 29), date(2026, 9, 30), date(2026, 10, 2)]
+
+
+def _problem(n_jobs=20, n_workers=4, seed=1):
+    rng = np.random.default_rng(seed)
+    homes = np.column_stack([24.70 + rng.random(n_jobs) * 0.05, 118.12 + rng.random(n_jobs) * 0.05])
+    pts = np.vstack([np.tile([24.72, 118.15], (n_workers, 1)), homes])
+    matrix = EstimateTravel(POLICY).matrix_now(pts, pts, "urban")
+    jobs = [
+        solver.Job(f"j{k}", n_workers + k, 45, (480 + 20 * k, 540 + 20 * k)) for k in range(n_jobs)
+    ]
+    workers = [solver.Worker(f"w{k}", k, (480, 1080), (690, 810), 30, 8) for k in range(n_workers)]
+    return jobs, workers, matrix
+
+
+def test_greedy_and_vroom_assign_feasibly_and_vroom_travels_no_more():
+    jobs, workers, matrix = _problem()
+    g = solver.greedy(jobs, workers, matrix)
+    v = solver.vroom_solve(jobs, workers, matrix, timeout_s=5, threads=1)
+    assert g.assigned + len(g.unassigned) == len(jobs) == v.assigned + len(v.unassigned)
+    assert v.assigned >= g.assigned and v.travel_minutes <= g.travel_minutes + 1e-6
+    for sol in (g, v):
+        for stops in sol.routes.values():
+            assert len(stops) <= 8
+            for stop in stops:
+                job = next(j for j in jobs if j.id == stop.job)
+                assert job.window[0] - 1e-6 <= stop.eta <= job.window[1] + 1e-6
+
+
+def test_unassigned_reasons():
+    jobs, workers, matrix = _problem(3, 1)
+    skilled = [solver.Job("x", 1, 30, (600, 660), frozenset({"item:injection"}))]
+    g = solver.greedy(jobs + skilled, workers, matrix)
+    assert g.unassigned["x"] == solver.NO_SKILL
+    late = [solver.Job("late", 1, 30, (1300, 1320))]
+    assert solver.greedy(late, workers, matrix).unassigned["late"] == solver.OUTSIDE_SHIFTS
