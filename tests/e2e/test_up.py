@@ -28,6 +28,8 @@ def _env(tmp: Path, **ports: int) -> dict[str, str]:
             "ELDERCARE_MQTT_PORT": str(ports.get("mqtt") or free_port()),
             "ELDERCARE_REGISTRY_PORT": str(ports.get("registry") or free_port()),
             "ELDERCARE_TELEMETRY_PORT": str(ports.get("telemetry") or free_port()),
+            "ELDERCARE_DISPATCH_PORT": str(ports.get("dispatch") or free_port()),
+            "ELDERCARE_SUBSIDY_PORT": str(ports.get("subsidy") or free_port()),
         }
     )
     return env
