@@ -8,7 +8,8 @@ import asyncpg
 import pytest
 
 from services.telemetry.ingest.pipeline import Message, Pipeline
-from services.telemetry.monitor import housekeeping, scan
+from services.telemetry.housekeeping import Retention, housekeeping
+from services.telemetry.monitor import scan
 from tests.integration.telemetry_helpers import make_home, msg
 
 # 10:00 in Shanghai (daytime) and 02:00 (night), as UTC instants
@@ -42,11 +43,16 @@ def mine(done: list[str], home: dict) -> list[str]:
     )
 
 
-async def test_inactivity_in_daytime_and_visit_mode(registry, telemetry, conn):
+async def test_inactivity_counts_daytime_hours_only_and_respects_visit_mode(
+    registry, telemetry, conn
+):
     home = await make_home(registry)
-    t0 = DAY - timedelta(hours=5)
+    t0 = DAY - timedelta(hours=5)  # 05:00 in Shanghai, before the day starts at 07:00
     await feed(conn, t0, msg(home, "pir", "motion", ts=t0, room="kitchen", state="active"))
     await feed(conn, DAY, msg(home, "pir", "heartbeat", ts=DAY, battery=90))
+    # five hours by the clock, but only three of them daytime (07:00–10:00): not yet
+    assert "inactivity" not in mine(await run_scan(conn, DAY), home)
+    eleven = DAY + timedelta(hours=1)  # four daytime hours
     # a caregiver is in the home: nothing is raised
     r = await telemetry.client.put(
         f"/v1/elders/{home['elder_id']}/visit-mode",
@@ -54,18 +60,30 @@ async def test_inactivity_in_daytime_and_visit_mode(registry, telemetry, conn):
         headers=telemetry.auth("service"),
     )
     assert r.status_code == 200 and r.json()["active"] is True
-    assert "inactivity" not in mine(await run_scan(conn, DAY), home)
+    assert "inactivity" not in mine(await run_scan(conn, eleven), home)
     await telemetry.client.put(
         f"/v1/elders/{home['elder_id']}/visit-mode",
         json={"active": False},
         headers=telemetry.auth("service"),
     )
-    assert "inactivity" in mine(await run_scan(conn, DAY), home)
-    assert "inactivity" not in mine(await run_scan(conn, DAY), home)  # de-duplicated
+    assert "inactivity" in mine(await run_scan(conn, eleven), home)
+    assert "inactivity" not in mine(await run_scan(conn, eleven), home)  # de-duplicated
     # motion again closes it
-    back = DAY + timedelta(minutes=1)
+    back = eleven + timedelta(minutes=1)
     await feed(conn, back, msg(home, "pir", "motion", ts=back, room="hall", state="active"))
     assert "closed:closed" in mine(await run_scan(conn, back + timedelta(minutes=1)), home)
+
+
+async def test_a_night_of_sleep_is_not_inactivity(registry, conn):
+    """Motion at 21:30, checks through the night and at 07:00 and 10:59: nothing. 11:00 the
+    next morning is four daytime hours (07:00–11:00) after the last motion."""
+    home = await make_home(registry)
+    evening = datetime(2026, 11, 25, 13, 30, tzinfo=UTC)  # 21:30 in Shanghai
+    await feed(conn, evening, msg(home, "pir", "motion", ts=evening, room="bed", state="active"))
+    for hours in (1, 5, 9.5, 13.49):  # 22:30, 02:30, 07:00, 10:59
+        now = evening + timedelta(hours=hours)
+        assert "inactivity" not in mine(await run_scan(conn, now), home), now
+    assert "inactivity" in mine(await run_scan(conn, evening + timedelta(hours=13.5)), home)
 
 
 async def test_night_bed_exit_without_return(registry, conn):
@@ -104,18 +122,23 @@ async def test_unacknowledged_critical_alert_escalates(registry, telemetry, conn
     done = await run_scan(conn, raised_at + timedelta(seconds=61))
     assert f"escalated:{alert_id}:1" in done
     done = await run_scan(conn, raised_at + timedelta(seconds=62))
-    assert not [d for d in done if str(alert_id) in d]  # next level after 2 × 60 s
+    assert not [d for d in done if str(alert_id) in d]  # the next step is due at 180 s
     await telemetry.post(f"/v1/alerts/{alert_id}/ack")
     done = await run_scan(conn, raised_at + timedelta(seconds=500))
     assert not [d for d in done if str(alert_id) in d]  # acknowledged: no more escalation
     history = (await telemetry.get(f"/v1/alerts/{alert_id}/history")).json()
-    assert [h["action"] for h in history] == ["raised", "escalated", "acknowledged"]
+    assert [h["action"] for h in history["items"]] == ["raised", "escalated", "acknowledged"]
+    assert history["items"][1]["detail"] == {
+        "step": 1,
+        "of": 3,
+        "notify": ["duty_desk"],
+        "final": False,
+    }
 
 
 async def test_housekeeping_keeps_partitions_ahead_and_drops_old(conn):
     now = datetime(2027, 6, 15, tzinfo=UTC)
-    async with conn.transaction():
-        result = await housekeeping(conn, now, retention_days=400)
+    result = await housekeeping(conn, now, Retention(events_days=400))
     names = {
         r["relname"]
         for r in await conn.fetch(
@@ -125,8 +148,7 @@ async def test_housekeeping_keeps_partitions_ahead_and_drops_old(conn):
     }
     assert {"events_2027_06", "events_2027_07", "events_2027_08", "events_2027_09"} <= names
     assert result["partitions_made"] >= 4
-    async with conn.transaction():
-        result = await housekeeping(conn, datetime(2029, 1, 1, tzinfo=UTC), retention_days=30)
+    result = await housekeeping(conn, datetime(2029, 1, 1, tzinfo=UTC), Retention(events_days=30))
     names = {
         r["relname"]
         for r in await conn.fetch(
@@ -146,8 +168,7 @@ async def test_housekeeping_survives_rows_stranded_in_the_default_partition(conn
         "'{}')",
         stranded,
     )
-    async with conn.transaction():
-        result = await housekeeping(conn, datetime(2031, 3, 1, tzinfo=UTC), retention_days=3650)
+    result = await housekeeping(conn, datetime(2031, 3, 1, tzinfo=UTC), Retention(events_days=3650))
     names = {
         r["relname"]
         for r in await conn.fetch(
