@@ -20,6 +20,9 @@ DeviceKind = Literal[
 ]
 
 
+DeviceStatus = Literal["active", "retired"]
+
+
 class DeviceCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -65,6 +68,24 @@ class DeviceRead(BaseModel):
     kind: str
     elder_id: uuid.UUID
     bed_id: uuid.UUID | None
-    status: str
+    status: DeviceStatus
     created_at: datetime
+    retired_at: datetime | None = None
+    retired_by: str | None = None
     mqtt: MqttCredentials | None = None
+
+
+RetireReason = Literal["returned", "faulty", "replaced", "service_ended", "deceased", "other"]
+
+
+class DeviceRetire(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: RetireReason = Field("other", description="recorded in the audit log")
+
+
+class DeviceRetired(DeviceRead):
+    also_retired: list[str] = Field(
+        default_factory=list,
+        description="a gateway takes the devices behind it along: their device ids",
+    )
