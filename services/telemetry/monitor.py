@@ -101,7 +101,8 @@ JOIN registry.devices d ON d.device_id = s.device_id AND d.status = 'active'
 LEFT JOIN telemetry.elder_settings es ON es.elder_id = s.elder_id
 LEFT JOIN telemetry.visit_mode v ON v.elder_id = s.elder_id AND v.since > $3
 WHERE s.bed_state = 'out' AND s.elder_id IS NOT NULL
-  AND s.bed_state_at <= $1::timestamptz - make_interval(secs => 60 * coalesce({_number("bed_exit_minutes")}, $2))
+  AND s.bed_state_at <= $1::timestamptz
+                         - make_interval(secs => 60 * coalesce({_number("bed_exit_minutes")}, $2))
   AND NOT EXISTS (
       SELECT 1 FROM telemetry.alerts a
       WHERE a.dedup_key = s.elder_id || ':bed_exit_night'

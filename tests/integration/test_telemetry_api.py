@@ -269,3 +269,27 @@ async def test_monitoring_settings(registry, telemetry, database_url):
         path, json=body, headers=telemetry.auth("family", elder=home["elder_id"])
     )
     assert r.status_code == 403
+
+
+async def test_alert_filters_are_typed(registry, telemetry, database_url):
+    home, alert = await emergency_alert(registry, telemetry, database_url)
+    r = await telemetry.get("/v1/alerts", params={"since": "2026-11-26T10:00:00"})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "since"
+    since = datetime.fromisoformat(alert["raised_at"]) - timedelta(seconds=1)
+    r = await telemetry.get(
+        "/v1/alerts", params={"since": since.isoformat(), "elder_id": home["elder_id"]}
+    )
+    assert r.status_code == 200 and [a["id"] for a in r.json()["items"]] == [alert["id"]]
+    r = await telemetry.get(
+        "/v1/alerts", params={"kind": "emergency", "elder_id": home["elder_id"]}
+    )
+    assert [a["id"] for a in r.json()["items"]] == [alert["id"]]
+    r = await telemetry.get("/v1/alerts", params={"kind": "earthquake"})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "kind"
+    r = await telemetry.client.get(
+        "/v1/alerts/stream",
+        params={"after": "not-a-position"},
+        headers={**telemetry.auth("admin"), "Accept-Language": "en"},
+    )
+    assert r.status_code == 422
+    assert r.json()["detail"] == "after is not a position in the alert stream"
