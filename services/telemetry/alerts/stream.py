@@ -8,7 +8,10 @@ A row committed late (its transaction began before others that committed first) 
 back until it and everything older has settled, then served in its place; a ``seq`` alone
 could not do that (sequence numbers are taken at insert, not at commit). Writers pay
 nothing: ``xid`` is a column default. The cost is latency, not loss: while a long writing
-transaction runs anywhere in the cluster, newer rows wait for it.
+transaction runs anywhere in the cluster, newer rows wait for it (so telemetry's own
+writers — the monitor, housekeeping — keep their transactions short, and a database
+serving this feed should set ``idle_in_transaction_session_timeout``: a forgotten open
+transaction would hold the feed back until it ends).
 
 The event id is the position as a plain token, ``"<xid>-<seq>"``; clients echo it back as
 ``Last-Event-ID`` (or ``?after=``). A bare number is a position from before the xid column
@@ -45,7 +48,10 @@ KEEPALIVE_S = 15.0
 PAGE = 200
 TOKEN_PATTERN = r"^[0-9]{1,20}(-[0-9]{1,19})?$"
 _TOKEN = re.compile(TOKEN_PATTERN)
+# While committed rows wait behind an older transaction, look again soon (that transaction
+# may never NOTIFY), backing off so a long one does not turn every stream into a busy loop.
 HELD_POLL_S = 0.02
+HELD_POLL_MAX_S = 1.0
 # The horizon, and whether committed rows already wait above it (their writers' NOTIFY has
 # come and gone; what holds them back may be a transaction that never notifies).
 _HORIZON = text(
@@ -167,6 +173,7 @@ async def events(
     yield b"retry: 2000\n\n"
     generation = -1
     idle = 0.0
+    held_delay = HELD_POLL_S
     while expires_at is None or time.time() < expires_at:
         async with sessionmaker() as session:
             read = await read_page(session, principal, after)
@@ -174,12 +181,14 @@ async def events(
         for row in read.rows:
             yield event(row)
         if read.rows:
-            idle = 0.0
+            idle, held_delay = 0.0, HELD_POLL_S
             continue
-        if read.held:
-            await asyncio.sleep(HELD_POLL_S)
-            idle += HELD_POLL_S
+        if read.held:  # wake on the next step, or look again after the delay
+            generation = await broadcaster.wait(generation, held_delay)
+            idle += held_delay
+            held_delay = min(held_delay * 2, HELD_POLL_MAX_S)
         else:
+            held_delay = HELD_POLL_S
             generation = await broadcaster.wait(generation, POLL_S)
             idle += POLL_S
         if idle >= KEEPALIVE_S:
