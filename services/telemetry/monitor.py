@@ -67,30 +67,38 @@ WHERE s.last_seen_at < $1
       WHERE a.dedup_key = s.device_id || CASE WHEN s.device_id = s.gateway_id
                 THEN ':gateway_offline' ELSE ':device_offline' END
         AND (a.status IN {ACTIVE}
-             OR (a.first_event_at >= s.last_seen_at
+             OR (a.first_event_at > s.last_seen_at
                  AND a.resolved_at > $2::timestamptz - make_interval(secs => $3::float8))))
 """
 
 # Elders whose motion sensors have been still for at least their inactivity limit by the
 # wall clock (daytime hours never exceed wall-clock hours, so the pure rule then decides on
-# these few) and whose stillness no inactivity alert covers yet.
+# these few), with no active inactivity alert. Stillness counts from the last motion, or
+# from the last inactivity alert raised since then: a desk that resolved one (the elder was
+# fine) is asked again only after another full inactivity limit of stillness.
 _STILL = f"""
-SELECT s.elder_id, max(s.last_motion_at) AS last_motion, min(es.schedule::text) AS schedule,
-       bool_or(v.elder_id IS NOT NULL) AS visit
-FROM telemetry.device_state s
-JOIN registry.devices d ON d.device_id = s.device_id
-     AND d.kind = 'motion_sensor' AND d.status = 'active'
-LEFT JOIN telemetry.elder_settings es ON es.elder_id = s.elder_id
-LEFT JOIN telemetry.visit_mode v ON v.elder_id = s.elder_id AND v.since > $3
-WHERE s.elder_id IS NOT NULL
-GROUP BY s.elder_id
-HAVING max(s.last_motion_at)
-           <= $1::timestamptz
-               - make_interval(secs => 3600 * coalesce(min({_number("inactivity_hours")}), $2))
-   AND NOT EXISTS (
-       SELECT 1 FROM telemetry.alerts a
-       WHERE a.dedup_key = s.elder_id || ':inactivity'
-         AND (a.status IN {ACTIVE} OR a.first_event_at >= max(s.last_motion_at)))
+SELECT elder_id, last_motion, greatest(last_motion, alerted_at) AS still_since, schedule, visit
+FROM (
+    SELECT s.elder_id, max(s.last_motion_at) AS last_motion,
+           min(es.schedule::text) AS schedule, bool_or(v.elder_id IS NOT NULL) AS visit,
+           coalesce(min({_number("inactivity_hours")}), $2) AS hours,
+           (SELECT max(a.first_event_at) FROM telemetry.alerts a
+            WHERE a.dedup_key = s.elder_id || ':inactivity'
+              AND a.first_event_at > max(s.last_motion_at)) AS alerted_at
+    FROM telemetry.device_state s
+    JOIN registry.devices d ON d.device_id = s.device_id
+         AND d.kind = 'motion_sensor' AND d.status = 'active'
+    LEFT JOIN telemetry.elder_settings es ON es.elder_id = s.elder_id
+    LEFT JOIN telemetry.visit_mode v ON v.elder_id = s.elder_id AND v.since > $3
+    WHERE s.elder_id IS NOT NULL
+    GROUP BY s.elder_id
+    HAVING max(s.last_motion_at) <= $1::timestamptz - make_interval(
+        secs => 3600 * coalesce(min({_number("inactivity_hours")}), $2))
+) still
+WHERE greatest(last_motion, alerted_at) <= $1::timestamptz - make_interval(secs => 3600 * hours)
+  AND NOT EXISTS (
+      SELECT 1 FROM telemetry.alerts a
+      WHERE a.dedup_key = still.elder_id || ':inactivity' AND a.status IN {ACTIVE})
 """
 
 _OUT_OF_BED = f"""
@@ -106,7 +114,7 @@ WHERE s.bed_state = 'out' AND s.elder_id IS NOT NULL
   AND NOT EXISTS (
       SELECT 1 FROM telemetry.alerts a
       WHERE a.dedup_key = s.elder_id || ':bed_exit_night'
-        AND (a.status IN {ACTIVE} OR a.first_event_at >= s.bed_state_at))
+        AND (a.status IN {ACTIVE} OR a.first_event_at > s.bed_state_at))
 ORDER BY s.elder_id, s.bed_state_at
 """
 
@@ -234,11 +242,11 @@ async def scan(
         elder_cfg = schedules(row["schedule"])
         if rules.suppressed("inactivity", row["visit"]):
             continue
-        if rules.inactive(row["last_motion"], now, elder_cfg):
+        if rules.inactive(row["still_since"], now, elder_cfg):
             inactive.append(
                 lifecycle.NewAlert(
                     subject=str(row["elder_id"]),
-                    since=row["last_motion"],
+                    since=row["still_since"],
                     elder_id=row["elder_id"],
                     details={
                         "last_motion_at": row["last_motion"].isoformat(),

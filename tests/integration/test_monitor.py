@@ -303,3 +303,21 @@ async def test_a_scan_is_a_fixed_number_of_statements_however_many_homes(registr
     assert len(raised) == 3 * (len(homes[0]["devices"]) + 1)
     # lock + 5 reads + ≤ 4 closes + 5 raise statements + 1 escalation
     assert len(statements) <= 16, statements
+
+
+async def test_a_resolved_inactivity_alert_is_raised_again_only_after_another_full_limit(
+    registry, telemetry, conn
+):
+    home = await make_home(registry)
+    t0 = DAY - timedelta(hours=3)  # 07:00 in Shanghai
+    await feed(conn, t0, msg(home, "pir", "motion", ts=t0, room="kitchen", state="active"))
+    eleven = DAY + timedelta(hours=1)
+    assert "inactivity" in mine(await run_scan(conn, eleven), home)
+    page = (await telemetry.get("/v1/alerts", params={"elder_id": home["elder_id"]})).json()
+    (alert,) = [a for a in page["items"] if a["kind"] == "inactivity"]
+    await telemetry.post(f"/v1/alerts/{alert['id']}/resolve", {"note": "电话确认老人安好"})
+    # the desk called, the elder is fine: not asked again at once, nor within four hours
+    for later in (timedelta(seconds=10), timedelta(hours=3, minutes=59)):
+        assert "inactivity" not in mine(await run_scan(conn, eleven + later), home)
+    # still nothing moved four daytime hours after that alert: asked again
+    assert "inactivity" in mine(await run_scan(conn, eleven + timedelta(hours=4)), home)

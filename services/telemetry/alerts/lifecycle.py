@@ -319,8 +319,8 @@ async def escalate_many(
 @dataclass(frozen=True)
 class NewAlert:
     """One alert for ``raise_many``. ``since`` is when the condition began (the silence's
-    last report, the last motion, the bed exit): an alert of the same key raised at or after
-    it already covers this condition, even once resolved — a desk is not asked twice."""
+    last report, the last motion, the bed exit): an alert of the same key raised after it
+    already covers this condition, even once resolved — a desk is not asked twice."""
 
     subject: str
     since: datetime | None = None
@@ -343,7 +343,7 @@ WITH input AS (
         SELECT 1 FROM telemetry.alerts a
         WHERE a.dedup_key = i.key
           AND (a.status IN {ACTIVE_SQL}
-               OR (i.since IS NOT NULL AND a.first_event_at >= i.since
+               OR (i.since IS NOT NULL AND a.first_event_at > i.since
                    AND ($12::float8 IS NULL
                         OR a.resolved_at > $11::timestamptz - make_interval(secs => $12::float8)))))
 ), alert AS (
@@ -376,7 +376,7 @@ async def raise_many(
 ) -> list[str]:
     """Raise every alert not already covered, in one statement; the subjects raised.
 
-    Covered: an active alert of the same (subject, kind), or one raised at or after the
+    Covered: an active alert of the same (subject, kind), or one raised after the
     condition's ``since`` — resolved less than ``realert_after_s`` ago, or at all when that
     is None. Kinds the ingest also raises (``shared_with_ingest``: gateway offline) first
     take the per-key advisory lock ``raise_alert`` takes, without waiting: a key locked by
