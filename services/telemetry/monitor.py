@@ -216,7 +216,7 @@ async def scan(
 
     closing: dict[str, list] = defaultdict(list)
     seen_ids: set = set()
-    for row in ended:  # ordered by _NOTES: a retired device's alert closes as retired
+    for row in sorted(ended, key=lambda r: _NOTES.index(r["note"])):
         if row["id"] not in seen_ids:
             seen_ids.add(row["id"])
             closing[row["note"]].append(row["id"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import orjson
 import pytest
 
 from services.telemetry.alerts import rules
@@ -266,10 +267,14 @@ async def test_escalation_ends_after_a_finite_chain(registry, telemetry, conn):
         ["duty_desk", "org", "family", "community"],
     ]
     assert [h["detail"]["final"] for h in history[1:]] == [False, False, True]
-    rows = await conn.fetchval(
-        "SELECT count(*) FROM telemetry.alert_log WHERE alert_id = $1", alert_id
+    snapshots = await conn.fetch(
+        "SELECT snapshot FROM telemetry.alert_log WHERE alert_id = $1 ORDER BY seq", alert_id
     )
-    assert rows == 4
+    assert len(snapshots) == 4  # bounded: nothing more however long it stays open
+    # each step's snapshot (the SSE event's alert) is the alert as that step left it
+    levels = [orjson.loads(r["snapshot"])["escalation_level"] for r in snapshots]
+    assert levels == [0, 1, 2, 3]
+    assert orjson.loads(snapshots[-1]["snapshot"])["escalation_exhausted_at"]
 
 
 async def test_a_scan_is_a_fixed_number_of_statements_however_many_homes(registry, conn):
