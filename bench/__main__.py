@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from bench import dispatch, ingest, registry
+from bench import dispatch, ingest, monitor, registry
 from bench.common import Phase
 
 
@@ -22,6 +22,7 @@ class Outcome(Protocol):
 BENCHMARKS: dict[str, Callable[[registry.Options], Outcome]] = {
     "registry": registry.run,
     "ingest": ingest.run,
+    "monitor": monitor.run,
     "dispatch": dispatch.run,
 }
 
@@ -79,6 +80,12 @@ def main(argv: list[str] | None = None) -> int:
         default=registry.ELDERS,
         help=f"elders created per create phase (default {registry.ELDERS})",
     )
+    parser.add_argument(
+        "--homes",
+        type=int,
+        default=monitor.HOMES,
+        help=f"monitor: homes in the district scanned (default {monitor.HOMES:,})",
+    )
     args = parser.parse_args(argv)
     unknown = sorted(set(args.names) - set(BENCHMARKS))
     if unknown:
@@ -89,7 +96,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.names or list(BENCHMARKS):
         started = time.monotonic()
         print(f"== {name} ==", file=sys.stderr, flush=True)
-        outcome = BENCHMARKS[name](options)
+        if name == "monitor":
+            outcome = monitor.run(options, homes=args.homes)
+        else:
+            outcome = BENCHMARKS[name](options)
         print(f"\n== {name} ({time.monotonic() - started:.0f} s) ==")
         if outcome.phases:
             print_table(outcome.phases)

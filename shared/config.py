@@ -50,6 +50,13 @@ class Settings(BaseSettings):
     # Prometheus /metrics of the ingest process (it has no HTTP API of its own); 0 = off.
     ingest_metrics_port: int = 9108
     telemetry_retention_days: int = 400
+    # Retention of telemetry's bookkeeping (housekeeping in services/telemetry/monitor.py;
+    # README "Retention"). The alert log of an alert still active is never pruned, and a
+    # client may resume the SSE feed from any position younger than alert_log_retention_days.
+    dead_letter_retention_days: int = Field(30, ge=1)
+    outbox_retention_days: int = Field(7, ge=1)  # delivered hand-offs; pending ones stay
+    alert_log_retention_days: int = Field(400, ge=1)  # after the alert was closed
+    device_state_retention_days: int = Field(30, ge=1)  # after the device was retired
 
     # Dispatch: its background loops (escalation timers, outbox to telemetry, notification
     # delivery, plan generation) run inside each dispatch process unless turned off here

@@ -176,7 +176,8 @@ devices = Table(
     Column("kind", String(32)),
     _uuid("elder_id"),
     _uuid("bed_id"),
-    Column("status", String(16)),
+    Column("status", String(16)),  # active | retired
+    Column("retired_at", DateTime(timezone=True)),
     # gateways only: what the broker's password file is generated from (never a password)
     Column("mqtt_username", String(64)),
     Column("mqtt_password_hash", String(256)),

@@ -54,8 +54,17 @@ async def test_lifecycle_ack_then_resolve_with_history(registry, telemetry, data
     assert r.json()["status"] == "false_alarm" and r.json()["resolved_at"]
     assert (await telemetry.post(f"{path}/resolve")).status_code == 409
     history = (await telemetry.get(f"{path}/history")).json()
-    assert [h["action"] for h in history] == ["raised", "acknowledged", "false_alarm"]
-    assert [h["actor"] for h in history][1:] == ["duty-officer-1", "duty-officer-1"]
+    assert history["next_cursor"] is None
+    steps = history["items"]
+    assert [h["action"] for h in steps] == ["raised", "acknowledged", "false_alarm"]
+    assert [h["actor"] for h in steps][1:] == ["duty-officer-1", "duty-officer-1"]
+    # a page at a time, oldest first
+    first = (await telemetry.get(f"{path}/history", params={"limit": 2})).json()
+    assert [h["action"] for h in first["items"]] == ["raised", "acknowledged"]
+    rest = (
+        await telemetry.get(f"{path}/history", params={"limit": 2, "cursor": first["next_cursor"]})
+    ).json()
+    assert [h["action"] for h in rest["items"]] == ["false_alarm"] and rest["next_cursor"] is None
     r = await telemetry.post(f"{path}/resolve", {"outcome": "maybe"})
     assert r.status_code == 422
 
@@ -141,7 +150,7 @@ async def read_until(lines, predicate, within: float = 10.0) -> list[dict]:
     async def collect() -> None:
         async for line in lines:
             if line.startswith("id: "):
-                current["id"] = int(line[4:])
+                current["id"] = line[4:]
             elif line.startswith("event: "):
                 current["event"] = line[7:]
             elif line.startswith("data: "):
@@ -156,11 +165,17 @@ async def read_until(lines, predicate, within: float = 10.0) -> list[dict]:
     return events
 
 
+def position(token: str) -> tuple[int, int]:
+    xid, seq = token.split("-")
+    return int(xid), int(seq)
+
+
 async def test_sse_stream_is_live_and_resumable(registry, telemetry, database_url, live_telemetry):
     conn = await asyncpg.connect(database_url)
-    start = await conn.fetchval("SELECT coalesce(max(seq), 0) FROM telemetry.alert_log")
+    horizon = await conn.fetchval("SELECT pg_snapshot_xmin(pg_current_snapshot())")
     await conn.close()
-    headers = {"Authorization": f"Bearer {telemetry.token('admin')}", "Last-Event-ID": str(start)}
+    start = f"{horizon}-0"
+    headers = {"Authorization": f"Bearer {telemetry.token('admin')}", "Last-Event-ID": start}
     home = await make_home(registry)
 
     def about(action: str):
@@ -175,20 +190,35 @@ async def test_sse_stream_is_live_and_resumable(registry, telemetry, database_ur
             lines = r.aiter_lines()
             await ingest(database_url, msg(home, "fall", "fall", confidence=0.9))
             raised = (await read_until(lines, about("raised")))[-1]
-            assert raised["id"] > start and raised["data"]["alert"]["severity"] == "critical"
+            assert position(raised["id"]) > position(start)
+            assert raised["data"]["alert"]["severity"] == "critical"
+            assert raised["data"]["position"] == raised["id"]
             alert_id = raised["data"]["alert_id"]
             await telemetry.post(f"/v1/alerts/{alert_id}/ack", sub="desk-2")
             acked = (await read_until(lines, about("acknowledged")))[-1]
-            assert acked["id"] > raised["id"] and acked["data"]["actor"] == "desk-2"
+            assert position(acked["id"]) > position(raised["id"])
+            assert acked["data"]["actor"] == "desk-2"
         # a client that lost its connection resumes from its last id and misses nothing
         async with client.stream("GET", "/v1/alerts/stream", headers=headers) as r:
             replay = await read_until(r.aiter_lines(), about("acknowledged"))
+        # ?after= is the same as Last-Event-ID; a resumed stream starts after the position
+        async with client.stream(
+            "GET",
+            "/v1/alerts/stream",
+            params={"after": raised["id"]},
+            headers={"Authorization": headers["Authorization"]},
+        ) as r:
+            after_raise = await read_until(r.aiter_lines(), about("acknowledged"))
+        bad = await client.get("/v1/alerts/stream", headers={**headers, "Last-Event-ID": "12-x"})
+        assert bad.status_code == 422
+        assert bad.json()["errors"][0]["field"] == "Last-Event-ID"
     mine = [e["id"] for e in replay if e["data"]["alert_id"] == alert_id]
     assert mine == [raised["id"], acked["id"]]
+    assert [e["id"] for e in after_raise if e["data"]["alert_id"] == alert_id] == [acked["id"]]
     # a community elsewhere never sees this home's alerts
     other = {
         "Authorization": f"Bearer {telemetry.token('community', region='110101')}",
-        "Last-Event-ID": str(start),
+        "Last-Event-ID": start,
     }
     async with (
         httpx.AsyncClient(base_url=live_telemetry, timeout=30) as client,
@@ -239,3 +269,27 @@ async def test_monitoring_settings(registry, telemetry, database_url):
         path, json=body, headers=telemetry.auth("family", elder=home["elder_id"])
     )
     assert r.status_code == 403
+
+
+async def test_alert_filters_are_typed(registry, telemetry, database_url):
+    home, alert = await emergency_alert(registry, telemetry, database_url)
+    r = await telemetry.get("/v1/alerts", params={"since": "2026-11-26T10:00:00"})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "since"
+    since = datetime.fromisoformat(alert["raised_at"]) - timedelta(seconds=1)
+    r = await telemetry.get(
+        "/v1/alerts", params={"since": since.isoformat(), "elder_id": home["elder_id"]}
+    )
+    assert r.status_code == 200 and [a["id"] for a in r.json()["items"]] == [alert["id"]]
+    r = await telemetry.get(
+        "/v1/alerts", params={"kind": "emergency", "elder_id": home["elder_id"]}
+    )
+    assert [a["id"] for a in r.json()["items"]] == [alert["id"]]
+    r = await telemetry.get("/v1/alerts", params={"kind": "earthquake"})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "kind"
+    r = await telemetry.client.get(
+        "/v1/alerts/stream",
+        params={"after": "not-a-position"},
+        headers={**telemetry.auth("admin"), "Accept-Language": "en"},
+    )
+    assert r.status_code == 422
+    assert r.json()["detail"] == "after is not a position in the alert stream"

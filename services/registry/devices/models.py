@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import DateTime, ForeignKey, String
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -30,5 +30,9 @@ class Device(Base):
     # so the broker's password file is generated straight from this table.
     mqtt_username: Mapped[str | None] = mapped_column(String(64), unique=True)
     mqtt_password_hash: Mapped[str | None] = mapped_column(String(256))
+    # active | retired. A retired device keeps its row (and so its id: nobody else can
+    # register it) and its history; nothing alerts for it any more.
     status: Mapped[str] = mapped_column(String(16), nullable=False, default="active")
     created_at: Mapped[datetime] = created_at_column()
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    retired_by: Mapped[str | None] = mapped_column(String(128))

@@ -6,7 +6,13 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from services.registry.devices import service
-from services.registry.devices.schemas import DeviceCreate, DeviceRead
+from services.registry.devices.schemas import (
+    DeviceCreate,
+    DeviceRead,
+    DeviceRetire,
+    DeviceRetired,
+    DeviceStatus,
+)
 from shared.auth import Principal, Role, StaffReader, require_roles
 from shared.ids import DEVICE_ID_PATTERN
 from shared.pagination import Cursor, Limit, Page, next_cursor
@@ -36,6 +42,7 @@ async def list_devices(
     principal: Principal = Reader,
     elder_id: uuid.UUID | None = None,
     gateway_id: Annotated[str | None, Query(pattern=DEVICE_ID_PATTERN)] = None,
+    status: DeviceStatus | None = None,
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> Page[DeviceRead]:
@@ -44,6 +51,7 @@ async def list_devices(
         principal=principal,
         elder_id=elder_id,
         gateway_id=gateway_id,
+        status=status,
         cursor=cursor,
         limit=limit,
     )
@@ -61,4 +69,35 @@ async def get_device(
 ) -> DeviceRead:
     return DeviceRead.model_validate(
         await service.get(session=session, principal=principal, device_id=device_id)
+    )
+
+
+@router.post(
+    "/{device_id}/retire",
+    response_model=DeviceRetired,
+    summary="Retire a device; a gateway retires with the devices behind it",
+    description=(
+        "The device stops counting: no alert is raised for it any more (offline, low "
+        "battery, inactivity, bed exit), its open device alerts are closed by the monitor "
+        "within one scan, a gateway's MQTT login is left out of the broker's password "
+        "file from its next generation (`eldercare broker-config`, then SIGHUP), and its "
+        "messages are refused as from an unknown device. Its row, events and alert "
+        "history stay, and its id stays taken: it can never be registered again. "
+        "Retiring a gateway retires every active device behind it (listed in "
+        "`also_retired`). Each retirement is audited with who, when and the reason. "
+        "409 when already retired."
+    ),
+    responses={404: {"description": "not in your scope"}, 409: {"description": "retired"}},
+)
+async def retire_device(
+    device_id: Annotated[str, Path(pattern=DEVICE_ID_PATTERN)],
+    session: SessionDep,
+    body: DeviceRetire | None = None,
+    principal: Principal = Writer,
+) -> DeviceRetired:
+    return await service.retire(
+        session=session,
+        principal=principal,
+        device_id=device_id,
+        reason=(body or DeviceRetire()).reason,
     )

@@ -3,13 +3,33 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, Float, Index, Integer, SmallInteger, String, Text
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.types import UserDefinedType
 
 from shared.db import Base, created_at_column, pk_column
 
 ACTIVE = ("open", "acknowledged", "dispatched")
+
+
+class Xid8(UserDefinedType[int]):
+    """PostgreSQL's 64-bit transaction id (asyncpg reads it as an int)."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **_: object) -> str:
+        return "xid8"
 
 
 class Alert(Base):
@@ -23,6 +43,8 @@ class Alert(Base):
             postgresql_where="status IN ('open', 'acknowledged', 'dispatched')",
         ),
         Index("ix_alerts_status_raised", "status", "raised_at"),
+        # "Has this silence been alerted already?" looks at closed alerts of the key too.
+        Index("ix_alerts_dedup_first_event", "dedup_key", "first_event_at"),
         {"schema": "telemetry"},
     )
 
@@ -46,24 +68,39 @@ class Alert(Base):
     resolution_note: Mapped[str | None] = mapped_column(Text)
     escalation_level: Mapped[int] = mapped_column(SmallInteger, nullable=False, default=0)
     escalated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The last step of the severity's chain was taken: nobody is re-notified any more.
+    escalation_exhausted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     value: Mapped[float | None] = mapped_column(Float)
     details: Mapped[dict] = mapped_column(JSONB, nullable=False, default=dict)
 
 
 class AlertLog(Base):
-    """Every step of every alert, in order: the audit trail and the SSE stream's source
-    (``seq`` is the SSE event id, so a client resumes with Last-Event-ID)."""
+    """Every step of every alert: the audit trail and the SSE stream's source.
+
+    ``seq`` orders the steps of one alert; the feed's position is ``(xid, seq)``, where
+    ``xid`` is the writing transaction: a reader serves only rows below the oldest
+    transaction still running (``pg_snapshot_xmin``), so a row that commits late can never
+    land behind a position a client already passed (see ``stream.py``)."""
 
     __tablename__ = "alert_log"
-    __table_args__ = {"schema": "telemetry"}
+    __table_args__ = (
+        Index("ix_alert_log_xid_seq", "xid", "seq"),
+        Index("ix_alert_log_at", "at"),
+        {"schema": "telemetry"},
+    )
 
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    xid: Mapped[int] = mapped_column(
+        Xid8(), nullable=False, server_default=text("pg_current_xact_id()")
+    )
     alert_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False, index=True)
     action: Mapped[str] = mapped_column(String(16), nullable=False)
     actor: Mapped[str] = mapped_column(String(128), nullable=False)
     at: Mapped[datetime] = created_at_column()
     elder_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     snapshot: Mapped[dict] = mapped_column(JSONB, nullable=False)
+    # Escalation steps: {"step", "of", "notify", "final"}.
+    detail: Mapped[dict | None] = mapped_column(JSONB)
 
 
 class VitalBreach(Base):

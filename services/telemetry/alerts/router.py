@@ -1,15 +1,16 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
+from pydantic import AwareDatetime
 
 from services.telemetry.alerts import service, stream
 from services.telemetry.alerts.schemas import (
     AckIn,
+    AlertKind,
     AlertLogRead,
     AlertRead,
     AlertStatus,
@@ -18,6 +19,7 @@ from services.telemetry.alerts.schemas import (
 )
 from shared.auth import Principal, ScopedReader, StaffReader
 from shared.errors import Unprocessable
+from shared.i18n import T
 from shared.pagination import Cursor, Limit, Page
 from shared.uow import SessionDep
 
@@ -34,9 +36,11 @@ async def list_alerts(
     status: AlertStatus | None = None,
     active: bool | None = Query(None, description="open, acknowledged or dispatched"),
     severity: Severity | None = None,
-    kind: Annotated[str | None, Query(max_length=32)] = None,
+    kind: AlertKind | None = None,
     elder_id: uuid.UUID | None = None,
-    since: datetime | None = None,
+    since: Annotated[
+        AwareDatetime | None, Query(description="raised at or after; RFC 3339 with an offset")
+    ] = None,
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> Page[AlertRead]:
@@ -48,31 +52,52 @@ async def list_alerts(
     )
 
 
+_POSITION = (
+    "a position token from the stream (the `id:` of its last event, `<xid>-<seq>`); "
+    "a bare number is a position from before positions carried the xid"
+)
+
+
+def _position(value: str, field: str) -> stream.Position:
+    position = stream.Position.parse(value)
+    if position is None:
+        raise Unprocessable(
+            T(f"{field} 不是告警流中的位置", f"{field} is not a position in the alert stream"),
+            errors=[(field, T("应为事件流中某个事件的 id", "expected the id of a stream event"))],
+        )
+    return position
+
+
 @router.get(
     "/stream",
     summary="Live alert steps (SSE); resume with Last-Event-ID",
+    description=(
+        "Each event's `id` is its position (`<xid>-<seq>`); send the last one back as "
+        "`Last-Event-ID` (or `?after=`) to resume: nothing is skipped, even steps that "
+        "committed out of order. Without a position the stream starts now. Steps of alerts "
+        "closed longer ago than the alert-log retention may have been pruned."
+    ),
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}}},
 )
 async def stream_alerts(
     request: Request,
     principal: Principal = Reader,
-    last_event_id: Annotated[str | None, Header()] = None,
-    after: Annotated[int | None, Query(ge=0, description="same as Last-Event-ID")] = None,
+    last_event_id: Annotated[str | None, Header(max_length=41, description=_POSITION)] = None,
+    after: Annotated[str | None, Query(max_length=41, description="same as Last-Event-ID")] = None,
 ) -> StreamingResponse:
-    # A new subscriber gets what happens from now on; history is GET /v1/alerts.
-    start = after if after is not None else await stream.current_seq(request.app.state.read_pool)
     if last_event_id:
-        if not last_event_id.isdigit():
-            raise Unprocessable(
-                "Last-Event-ID must be a number", errors=[("Last-Event-ID", "not a number")]
-            )
-        start = int(last_event_id)
+        start = _position(last_event_id, "Last-Event-ID")
+    elif after:
+        start = _position(after, "after")
+    else:
+        # A new subscriber gets what happens from now on; history is GET /v1/alerts.
+        start = await stream.now_position(request.app.state.read_pool)
     body = stream.events(
         sessionmaker=request.app.state.sessionmaker,
         broadcaster=request.app.state.broadcaster,
         principal=principal,
-        last_id=start,
+        after=start,
         expires_at=float(principal.claims.get("exp", 0)) or None,
     )
     return StreamingResponse(
@@ -93,16 +118,18 @@ async def get_alert(
 
 @router.get(
     "/{alert_id}/history",
-    response_model=list[AlertLogRead],
-    summary="Every step of the alert: who did what, when",
+    response_model=Page[AlertLogRead],
+    summary="Every step of the alert: who did what, when (oldest first)",
 )
 async def alert_history(
-    alert_id: uuid.UUID, session: SessionDep, principal: Principal = Reader
-) -> list[AlertLogRead]:
+    alert_id: uuid.UUID,
+    session: SessionDep,
+    principal: Principal = Reader,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> Page[AlertLogRead]:
     alert = await service.get(session=session, principal=principal, alert_id=alert_id)
-    return [
-        AlertLogRead.model_validate(e) for e in await service.history(session=session, alert=alert)
-    ]
+    return await service.history(session=session, alert=alert, cursor=cursor, limit=limit)
 
 
 @router.post("/{alert_id}/ack", response_model=AlertRead, summary="Acknowledge: somebody has it")

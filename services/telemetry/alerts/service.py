@@ -5,19 +5,23 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import asyncpg
-from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy import BigInteger, ColumnElement, Select, func, literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.telemetry.alerts import lifecycle
-from services.telemetry.alerts.models import ACTIVE, Alert, AlertLog
-from services.telemetry.alerts.schemas import AlertRead
+from services.telemetry.alerts.models import ACTIVE, Alert, AlertLog, Xid8
+from services.telemetry.alerts.schemas import AlertLogRead, AlertRead
 from shared import scoping
 from shared.auth import Principal
 from shared.errors import Conflict, NotFound
 from shared.i18n import T
 from shared.pagination import Page, paginate
+
+if TYPE_CHECKING:
+    from services.telemetry.alerts.stream import Position
 
 
 def scope_clause(principal: Principal) -> ColumnElement[bool]:
@@ -119,19 +123,32 @@ async def resolve(
     return alert
 
 
-async def history(*, session: AsyncSession, alert: Alert) -> list[AlertLog]:
-    return list(
-        await session.scalars(
-            select(AlertLog).where(AlertLog.alert_id == alert.id).order_by(AlertLog.seq)
-        )
+async def history(
+    *, session: AsyncSession, alert: Alert, cursor: str | None, limit: int
+) -> Page[AlertLogRead]:
+    """The alert's steps in the order they happened (one alert's steps are written one
+    after another, so ``seq`` orders them)."""
+    return await paginate(
+        session,
+        select(AlertLog).where(AlertLog.alert_id == alert.id),
+        key=AlertLog.seq,
+        cursor=cursor,
+        limit=limit,
+        read=AlertLogRead.model_validate,
     )
 
 
-def stream_statement(principal: Principal, after: int, limit: int = 200) -> Select:
-    """Alert log entries after ``after`` that ``principal`` may see (the SSE feed)."""
+def stream_statement(principal: Principal, after: Position, limit: int = 200) -> Select:
+    """Settled alert log entries after ``after`` that ``principal`` may see (the SSE feed):
+    only rows below the oldest running transaction, in (xid, seq) order — see stream.py."""
     return (
         select(AlertLog)
-        .where(AlertLog.seq > after, scoping.by_elder(principal, AlertLog.elder_id))
-        .order_by(AlertLog.seq)
+        .where(
+            tuple_(AlertLog.xid, AlertLog.seq)
+            > tuple_(literal(after.xid, Xid8()), literal(after.seq, BigInteger())),
+            AlertLog.xid < func.pg_snapshot_xmin(func.pg_current_snapshot()),
+            scoping.by_elder(principal, AlertLog.elder_id),
+        )
+        .order_by(AlertLog.xid, AlertLog.seq)
         .limit(limit)
     )
