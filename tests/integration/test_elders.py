@@ -137,7 +137,14 @@ async def test_unauthenticated_and_bad_tokens(registry):
     expired = registry.codec.issue(role="admin", ttl=-10)
     r = await registry.client.get("/v1/elders", headers={"Authorization": f"Bearer {expired}"})
     assert r.status_code == 401
-    assert "expired" in r.json()["detail"]
+    assert (r.json()["title"], r.json()["detail"]) == ("需要身份认证", "令牌已过期")
+    r = await registry.client.get(
+        "/v1/elders", headers={"Authorization": f"Bearer {expired}", "Accept-Language": "en"}
+    )
+    assert (r.json()["title"], r.json()["detail"]) == (
+        "Authentication required",
+        "token has expired",
+    )
 
 
 async def test_pii_reveal_is_role_gated_and_audited(registry, settings):

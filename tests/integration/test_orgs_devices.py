@@ -68,7 +68,7 @@ async def test_staff(registry):
     r = await registry.patch(f"/v1/staff/{staff['id']}", {"insured_until": "2100-01-01"}, **me)
     assert r.status_code == 403
     on_duty = (await registry.get(f"/v1/orgs/{org['id']}/staff", params={"on_duty": "true"})).json()
-    assert [s["id"] for s in on_duty] == [staff["id"]]
+    assert [s["id"] for s in on_duty["items"]] == [staff["id"]]
 
 
 async def test_gateway_credentials_are_shown_once(registry):

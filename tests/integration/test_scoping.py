@@ -102,7 +102,7 @@ WRITES = {
     "admin": (201, 201, 201, 422),
     "community_A": (201, 403, 403, 422),
     "street_B": (403, 201, 403, 422),
-    "org_admin_X": (201, 201, 403, 422),
+    "org_admin_X": (201, 403, 403, 422),  # only inside its service area (its region A)
     "caregiver_X": (403, 403, 403, 403),
     "family_A": (403, 403, 403, 403),
     "service": (403, 403, 403, 403),

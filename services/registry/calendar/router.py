@@ -14,6 +14,7 @@ from sqlalchemy.dialects.postgresql import insert
 from services.registry.calendar.schemas import CalendarDayRead, CalendarDayUpdate, DeadlineRead
 from shared import calendar
 from shared.auth import Principal, Role, StaffReader, platform_wide, require_roles
+from shared.pagination import Cursor, Limit, Page, paginate
 from shared.uow import SessionDep
 
 router = APIRouter(prefix="/v1/calendar", tags=["calendar"])
@@ -24,20 +25,22 @@ Reader = StaffReader
 
 @router.get(
     "",
-    response_model=list[CalendarDayRead],
-    summary="Exceptions to Mon–Fri in a year: holidays and make-up working days",
+    response_model=Page[CalendarDayRead],
+    summary="Exceptions to Mon–Fri in a year, by day: holidays and make-up working days",
 )
 async def list_days(
     session: SessionDep,
     year: Annotated[int, Query(ge=2000, le=2100)],
     principal: Principal = Reader,
-) -> list[CalendarDayRead]:
-    rows = await session.scalars(
-        select(calendar.CalendarDay)
-        .where(calendar.CalendarDay.day.between(date(year, 1, 1), date(year, 12, 31)))
-        .order_by(calendar.CalendarDay.day)
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> Page[CalendarDayRead]:
+    day = calendar.CalendarDay.day
+    stmt = select(calendar.CalendarDay).where(day.between(date(year, 1, 1), date(year, 12, 31)))
+    page = await paginate(session, stmt, key=day, cursor=cursor, limit=limit)
+    return Page[CalendarDayRead](
+        items=[CalendarDayRead.model_validate(r) for r in page.items], next_cursor=page.next_cursor
     )
-    return [CalendarDayRead.model_validate(r) for r in rows]
 
 
 @router.put("/{day}", response_model=CalendarDayRead, summary="Set one day (admins)")
