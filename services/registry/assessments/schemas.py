@@ -9,6 +9,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StrictInt,
     field_validator,
     model_validator,
@@ -16,6 +17,7 @@ from pydantic import (
 
 from services.registry.assessments import scale
 from shared import clock
+from shared.dates import IsoDate
 from shared.i18n import T
 
 LevelName = Literal["intact", "mild", "moderate", "severe", "total"]
@@ -32,12 +34,12 @@ class AssessmentCreate(BaseModel):
     scores: dict[str, StrictInt] | None = Field(
         None, description="every second-level item of GB/T 42195-2022 with its score"
     )
-    dementia: bool = Field(False, description="diagnosed dementia (失智): one level worse")
-    coma: bool = Field(False, description="coma (昏迷): level 4")
+    dementia: StrictBool = Field(False, description="diagnosed dementia (失智): one level worse")
+    coma: StrictBool = Field(False, description="coma (昏迷): level 4")
     care_risk_events_30d: StrictInt = Field(
         0, ge=0, le=100, description="falls, choking, wandering off, self-harm in 30 days"
     )
-    assessed_on: date = Field(
+    assessed_on: IsoDate = Field(
         description="the day of the assessment; any past date (records migrated from "
         "spreadsheets keep their history), never in the future"
     )

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from shared.dates import IsoDate
 from shared.money import Fen
 
 BedStatus = Literal["applied", "active", "suspended", "terminated"]
@@ -18,7 +19,7 @@ class BedCreate(BaseModel):
     elder_id: uuid.UUID
     org_id: uuid.UUID
     station_id: uuid.UUID
-    started_on: date | None = Field(
+    started_on: IsoDate | None = Field(
         None,
         description="service start; the bed is active from this date (default today). "
         "Eligibility is checked on this date. Civil-affairs roles may record any past date "
@@ -39,7 +40,7 @@ class BedCreate(BaseModel):
 class BedTransition(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    on: date | None = Field(
+    on: IsoDate | None = Field(
         None,
         description="effective date (default today); an org activating more than 31 days "
         "back gives `reason`",
@@ -85,8 +86,8 @@ class ModificationCreate(BaseModel):
     )
     item: str = Field(min_length=1, max_length=128, examples=["卫生间扶手", "紧急呼叫按钮"])
     cost_fen: Fen
-    done_on: date
-    warranty_until: date | None = Field(
+    done_on: IsoDate
+    warranty_until: IsoDate | None = Field(
         None, description="end of the vendor's warranty; at least one year (default: one year)"
     )
     vendor: str | None = Field(None, max_length=128)

@@ -4,10 +4,11 @@ import uuid
 from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from services.registry import vocabulary
 from shared import clock
+from shared.dates import IsoDate
 from shared.i18n import T
 from shared.pii import Phone
 
@@ -39,8 +40,8 @@ class FamilyCaregiverCreate(BaseModel):
     name: str = Field(min_length=1, max_length=64)
     relation: RelationIn
     phone: Phone
-    lives_with: bool = Field(description="lives with the elder (共同生活)")
-    trained_on: date | None = Field(None, description="date of the org's care training")
+    lives_with: StrictBool = Field(description="lives with the elder (共同生活)")
+    trained_on: IsoDate | None = Field(None, description="date of the org's care training")
 
     @field_validator("trained_on")
     @classmethod
@@ -55,9 +56,9 @@ class FamilyCaregiverUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    lives_with: bool | None = None
-    active: bool | None = None
-    trained_on: date | None = None
+    lives_with: StrictBool | None = None
+    active: StrictBool | None = None
+    trained_on: IsoDate | None = None
 
 
 class FamilyCaregiverRead(BaseModel):

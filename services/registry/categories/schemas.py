@@ -4,8 +4,17 @@ import uuid
 from datetime import date
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    model_validator,
+)
 
+from shared.dates import IsoDate
 from shared.i18n import T
 
 CategoryCode = Literal[
@@ -23,12 +32,12 @@ class CategoryCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     code: CategoryCode
-    valid_from: date = Field(description="start of the period; any past date")
-    valid_to: date | None = None
+    valid_from: IsoDate = Field(description="start of the period; any past date")
+    valid_to: IsoDate | None = None
     grade: StrictInt | None = Field(
         None, ge=1, le=4, description="disability grade (disabled only)"
     )
-    receives_nursing_subsidy: bool = Field(
+    receives_nursing_subsidy: StrictBool = Field(
         False, description="receives the disability nursing subsidy (残疾人护理补贴)"
     )
     evidence_ref: str | None = Field(

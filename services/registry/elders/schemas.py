@@ -2,14 +2,28 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    StrictBool,
+    field_validator,
+    model_validator,
+)
 
+from shared.dates import IsoDate
 from shared.geo import Latitude, Longitude
 from shared.i18n import T
 from shared.pii import Phone, parse_id_number
 from shared.regions import validate_region
+
+# Strict: a number, never a numeric string (the document says `number`).
+Lat = Annotated[Latitude, Strict()]
+Lon = Annotated[Longitude, Strict()]
 
 Zone = Literal["urban", "rural"]
 LivingArrangement = Literal["alone", "couple", "with_family", "with_disabled_dependant"]
@@ -32,11 +46,11 @@ class ElderCreate(BaseModel):
         None, description="6/9/12-digit division code where the elder lives (default: hukou)"
     )
     address: str = Field(min_length=1, max_length=256)
-    lat: Latitude | None = None
-    lon: Longitude | None = None
+    lat: Lat | None = None
+    lon: Lon | None = None
     zone: Zone
     living_arrangement: LivingArrangement
-    lives_at_home: bool = Field(True, description="false when living in an institution")
+    lives_at_home: StrictBool = Field(True, description="false when living in an institution")
 
     @field_validator("id_number")
     @classmethod
@@ -67,12 +81,12 @@ class ElderUpdate(BaseModel):
     phone: Phone | None = None
     residence_region: str | None = None
     address: str | None = Field(None, min_length=1, max_length=256)
-    lat: Latitude | None = None
-    lon: Longitude | None = None
+    lat: Lat | None = None
+    lon: Lon | None = None
     zone: Zone | None = None
     living_arrangement: LivingArrangement | None = None
-    lives_at_home: bool | None = None
-    deceased_on: date | None = None
+    lives_at_home: StrictBool | None = None
+    deceased_on: IsoDate | None = None
 
     @field_validator("residence_region")
     @classmethod

@@ -9,13 +9,14 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     ValidationInfo,
     field_validator,
 )
 
 from services.registry import vocabulary
-from services.registry.elders.schemas import Zone
-from shared.geo import Latitude, Longitude
+from services.registry.elders.schemas import Lat, Lon, Zone
+from shared.dates import IsoDate
 from shared.i18n import T
 from shared.ids import credit_code_region, validate_credit_code
 from shared.pii import Phone
@@ -37,7 +38,7 @@ class Licence(BaseModel):
 
     kind: str = Field(min_length=1, max_length=64, examples=["养老机构备案", "营业执照"])
     number: str = Field(min_length=1, max_length=64)
-    valid_until: date | None = None
+    valid_until: IsoDate | None = None
 
 
 class OrgCreate(BaseModel):
@@ -59,7 +60,7 @@ class OrgCreate(BaseModel):
     medical_license: str | None = Field(
         None, max_length=64, description="医疗机构执业许可证 number; needed for medical services"
     )
-    medical_license_valid_until: date | None = None
+    medical_license_valid_until: IsoDate | None = None
     licences: list[Licence] = Field(default_factory=list, max_length=20)
 
     @field_validator("credit_code")
@@ -106,8 +107,8 @@ class StationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: str = Field(min_length=1, max_length=128)
-    lat: Latitude
-    lon: Longitude
+    lat: Lat
+    lon: Lon
     zone: Zone
     address: str | None = Field(None, max_length=256)
     region: str | None = None
@@ -137,7 +138,7 @@ class Certificate(BaseModel):
 
     kind: str = Field(min_length=1, max_length=64, examples=["养老护理员职业技能等级证书"])
     number: str | None = Field(None, min_length=1, max_length=64)
-    valid_until: date | None = None
+    valid_until: IsoDate | None = None
 
 
 CertificateName = Annotated[
@@ -166,8 +167,8 @@ class StaffCreate(BaseModel):
     phone: Phone
     station_id: uuid.UUID | None = None
     certificates: Certificates = Field(default_factory=list)
-    insured_until: date | None = Field(None, description="accident insurance cover ends")
-    on_duty: bool = False
+    insured_until: IsoDate | None = Field(None, description="accident insurance cover ends")
+    on_duty: StrictBool = False
 
     @field_validator("certificates", mode="after")
     @classmethod
@@ -178,11 +179,11 @@ class StaffCreate(BaseModel):
 class StaffUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    on_duty: bool | None = None
+    on_duty: StrictBool | None = None
     station_id: uuid.UUID | None = None
-    insured_until: date | None = None
+    insured_until: IsoDate | None = None
     certificates: Certificates | None = None
-    active: bool | None = None
+    active: StrictBool | None = None
 
     @field_validator("certificates", mode="after")
     @classmethod

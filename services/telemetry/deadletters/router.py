@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
 
 from services.telemetry.deadletters import service
 from services.telemetry.deadletters.schemas import DeadLetterRead
 from shared.auth import Principal, Role, platform_wide, require_roles
+from shared.dates import IsoDateTime
 from shared.pagination import Cursor, Limit, Page
 from shared.uow import SessionDep
 
@@ -28,9 +28,9 @@ async def dead_letters(
     principal: Principal = Ops,
     reason: Annotated[str | None, Query(max_length=32)] = None,
     since: Annotated[
-        AwareDatetime | None, Query(description="received at or after (with an offset)")
+        IsoDateTime | None, Query(description="received at or after (RFC 3339 with an offset)")
     ] = None,
-    until: Annotated[AwareDatetime | None, Query(description="received before")] = None,
+    until: Annotated[IsoDateTime | None, Query(description="received before")] = None,
     cursor: Cursor = None,
     limit: Limit = 100,
 ) -> Page[DeadLetterRead]:
