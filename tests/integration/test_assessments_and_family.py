@@ -109,10 +109,34 @@ async def test_categories(registry):
     assert r.status_code == 422
     listed = (await registry.get(path)).json()["items"]
     assert {c["code"] for c in listed} == {"subsistence_allowance", "disabled"}
+
+
+async def test_category_filter_lists_exactly_the_elders_in_the_category(registry):
+    region = "350203"  # 思明区: only this test registers elders here
+    disabled = await make_elder(registry, region=region, level=None, caregiver=False)
+    others = [await make_elder(registry, region=region, level=None, caregiver=False) for _ in "ab"]
+    for elder, body in (
+        (disabled, {"code": "disabled", "valid_from": "2024-01-01", "grade": 2}),
+        # the same code, but its period ended: not in the category today
+        (
+            others[0],
+            {"code": "disabled", "valid_from": "2020-01-01", "valid_to": "2021-01-01", "grade": 1},
+        ),
+        (others[1], {"code": "low_income", "valid_from": "2024-01-01"}),
+    ):
+        r = await registry.post(f"/v1/elders/{elder['id']}/categories", body)
+        assert r.status_code == 201, r.text
+    everyone = (await registry.get("/v1/elders", params={"region": region})).json()
+    assert len(everyone["items"]) == 3  # without the filter, all three
     page = (
-        await registry.get("/v1/elders", params={"category": "disabled", "region": "350212"})
+        await registry.get("/v1/elders", params={"category": "disabled", "region": region})
     ).json()
-    assert elder["id"] in {e["id"] for e in page["items"]} or page["next_cursor"]
+    assert [e["id"] for e in page["items"]] == [disabled["id"]]
+    assert page["next_cursor"] is None
+    page = (
+        await registry.get("/v1/elders", params={"category": "low_income", "region": region})
+    ).json()
+    assert [e["id"] for e in page["items"]] == [others[1]["id"]]
 
 
 async def test_family_caregivers(registry):

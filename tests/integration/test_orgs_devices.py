@@ -148,4 +148,7 @@ async def test_replayed_gateway_registration_keeps_the_password_encrypted_at_res
         role="org_admin",
         org=str(uuid.uuid4()),
     )
-    assert other.status_code != 201 or other.headers.get("idempotent-replayed") != "true"
+    # (this org cannot see the elder: its own attempt runs for real and is refused)
+    assert other.status_code == 422, other.text
+    assert [e["field"] for e in other.json()["errors"]] == ["elder_id"]
+    assert "idempotent-replayed" not in other.headers
