@@ -355,6 +355,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     async def _dbapi(request: Request, exc: DBAPIError) -> Response:
+        if is_data_error(exc):
+            log.info("data error on %s: %s", request.url.path, sqlstate(exc))
+            return problem_response(data_problem(), request)
         log.exception("database error on %s", request.url.path)
         if is_bug(exc):
             return problem_response(internal_problem(), request)
@@ -391,13 +394,26 @@ def data_problem() -> Unprocessable:
     )
 
 
+def sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE behind a database error, raised through SQLAlchemy or raw asyncpg."""
+    for candidate in (exc, getattr(exc, "orig", None), getattr(exc, "__cause__", None)):
+        code = getattr(candidate, "sqlstate", None)
+        if isinstance(code, str):
+            return code
+    orig = getattr(exc, "orig", None)
+    cause = getattr(orig, "__cause__", None)
+    code = getattr(cause, "sqlstate", None)
+    return code if isinstance(code, str) else None
+
+
 def is_data_error(exc: BaseException) -> bool:
-    """A value PostgreSQL refused (SQLSTATE class 22), through SQLAlchemy or raw asyncpg."""
+    """A value PostgreSQL refused (SQLSTATE class 22: NUL characters, numbers out of range,
+    text too long). SQLAlchemy maps only some of them to ``DataError``, so the SQLSTATE
+    decides."""
     if isinstance(exc, DataError):
         return True
-    import asyncpg  # the raw read pool's errors
-
-    return isinstance(exc, asyncpg.DataError)
+    code = sqlstate(exc)
+    return code is not None and code.startswith("22")
 
 
 def is_bug(exc: DBAPIError) -> bool:
@@ -407,10 +423,20 @@ def is_bug(exc: DBAPIError) -> bool:
     return isinstance(exc, ProgrammingError | NotSupportedError)
 
 
+def _routes(app: Any) -> Iterable[Any]:
+    """The app's routes, flat. FastAPI 0.16x keeps included routers nested and flattens them
+    with a private helper (no public one yet); older versions keep a flat list."""
+    try:
+        from fastapi.routing import _iter_included_route_candidates
+    except ImportError:  # pragma: no cover - FastAPI before nested routers
+        return app.router.routes
+    return _iter_included_route_candidates(app.router.routes)
+
+
 def allowed_methods(request: Request) -> list[str]:
     """Every method some route answers at this request's path."""
     methods: set[str] = set()
-    for route in request.app.router.routes:
+    for route in _routes(request.app):
         match, _ = route.matches(request.scope)
         if match is not Match.NONE:
             methods |= set(getattr(route, "methods", None) or ())

@@ -28,6 +28,7 @@ from shared.errors import (
     ServiceUnavailable,
     Unprocessable,
     data_problem,
+    is_data_error,
     problem_response,
 )
 from shared.i18n import T
@@ -321,10 +322,10 @@ async def _finish(uow: UnitOfWork, status: int) -> Problem | None:
         return Conflict(
             T("与并发的另一修改冲突，请重试", "the change conflicts with a concurrent one; retry")
         )
-    except DataError:
-        log.info("commit refused a value", exc_info=True)
-        return data_problem()
-    except DBAPIError:
+    except DBAPIError as exc:
+        if isinstance(exc, DataError) or is_data_error(exc):
+            log.info("commit refused a value", exc_info=True)
+            return data_problem()
         log.exception("commit failed")
         return ServiceUnavailable(
             T("数据库未能保存此修改，请重试", "the database did not accept the change; retry")

@@ -39,7 +39,7 @@ async def make_elder(
     **overrides,
 ) -> dict:
     """An elder registered by an admin (or by ``creator``'s claims), assessed by an admin."""
-    body = elder_body(hukou_region=region, id_number=id_number(region=region), **overrides)
+    body = elder_body(hukou_region=region, **{"id_number": id_number(region=region), **overrides})
     r = await api.post("/v1/elders", body, **(creator or {}))
     assert r.status_code == 201, r.text
     elder = r.json()

@@ -27,6 +27,7 @@ from shared.errors import (
     ServiceUnavailable,
     Unprocessable,
     data_problem,
+    is_data_error,
 )
 from shared.i18n import T
 from shared.pagination import Page, paginate
@@ -71,9 +72,9 @@ async def get_row(
             scoping.scope_shape(principal),
             {**scoping.scope_params(principal), "elder_id": elder_id},
         )
-    except asyncpg.DataError as exc:  # a value PostgreSQL refused: the request's fault
-        raise data_problem() from exc
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        if is_data_error(exc):  # a value PostgreSQL refused: the request's fault
+            raise data_problem() from exc
         raise ServiceUnavailable() from exc
     if row is None:
         raise NotFound(not_found(elder_id))
