@@ -491,3 +491,20 @@ async def test_assessments_and_categories_since_2023(registry):
         )
     )
     assert c["current"] is False
+
+
+async def test_a_date_no_bed_policy_covers_is_a_refusal_not_a_server_error(registry, world):
+    org = world["org"]
+    elder = await historical_elder(registry)
+    r = await registry.post(
+        "/v1/beds",
+        {
+            "elder_id": elder["id"],
+            "org_id": org["id"],
+            "station_id": org["station"]["id"],
+            "started_on": "2019-06-01",  # before every shipped bed policy
+        },
+    )
+    assert r.status_code == 422, r.text
+    assert [e["field"] for e in r.json()["errors"]] == ["elder_id"]
+    assert "2019-06-01" in r.json()["detail"]

@@ -68,7 +68,18 @@ async def evaluate(
     *, session: AsyncSession, elder: Elder, day: date, except_bed: uuid.UUID | None = None
 ) -> tuple[Policy, list[eligibility.Reason]]:
     """Eligibility of ``elder`` on ``day``; ``except_bed`` is the bed being activated."""
-    policy = bed_policy_for(elder.residence_region, day)
+    try:
+        policy = bed_policy_for(elder.residence_region, day)
+    except LookupError:
+        # No bed policy where the elder lives, on that day: a refusal, not a server error.
+        region = elder.residence_region
+        raise Unprocessable(
+            T(
+                f"{day} 时老人居住地 {region} 没有适用的家庭养老床位政策",
+                f"no home care bed policy covers the elder's residence {region} on {day}",
+            ),
+            errors=[("elder_id", T("居住地没有适用的床位政策", "no bed policy where they live"))],
+        ) from None
     open_beds = select(Bed.id).where(Bed.elder_id == elder.id, Bed.status.in_(OPEN_STATUSES))
     if except_bed is not None:
         open_beds = open_beds.where(Bed.id != except_bed)
