@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
@@ -33,16 +33,33 @@ class FieldError(BaseModel):
     message: str
 
 
-class ProblemDetail(BaseModel):
-    """The body of every 4xx/5xx response (``application/problem+json``)."""
+class ReasonDetail(BaseModel):
+    """One failed condition of a domain refusal (e.g. a bed): a stable ``code`` to branch on,
+    the ``message`` a refusal notice carries (zh-CN, or English on ``Accept-Language: en``)."""
 
-    type: str
+    model_config = ConfigDict(extra="allow")
+
+    code: str
+    message: str
+
+
+class ProblemDetail(BaseModel):
+    """The body of every 4xx/5xx response (``application/problem+json``). Besides RFC 9457's
+    members: ``errors`` names each field at fault, ``reasons`` lists every failed condition of
+    a refusal; a few problems carry one more member, documented below."""
+
+    type: str = Field(description="a stable URI per kind of problem: branch on this")
     title: str
     status: int
     detail: str | None = None
-    instance: str | None = None
+    instance: str | None = Field(None, description="the request path")
     errors: list[FieldError] | None = None
-    reasons: list[dict[str, Any]] | None = None
+    reasons: list[ReasonDetail] | None = None
+    policy_code: str | None = Field(None, description="the policy a refusal applied")
+    existing_id: str | None = Field(
+        None, description="the resource a 409 conflicts with, when the caller may read it"
+    )
+    allowed: list[str] | None = Field(None, description="the steps the resource's state allows")
 
 
 Text = str | T
