@@ -22,6 +22,7 @@ from fastapi import Depends, Request
 
 from shared.config import Settings
 from shared.errors import Forbidden, Unauthorized
+from shared.i18n import T
 
 
 class Role(StrEnum):
@@ -78,17 +79,24 @@ def _uuid_claim(payload: dict[str, Any], name: str) -> uuid.UUID | None:
     try:
         return uuid.UUID(str(value))
     except ValueError as exc:
-        raise Unauthorized(f"token claim {name!r} is not a UUID") from exc
+        raise Unauthorized(
+            T(f"令牌声明 {name!r} 不是 UUID", f"token claim {name!r} is not a UUID")
+        ) from exc
 
 
 def principal_from_claims(payload: dict[str, Any]) -> Principal:
     try:
         role = Role(payload.get("role"))
     except ValueError as exc:
-        raise Unauthorized("token has no valid role") from exc
+        raise Unauthorized(T("令牌没有有效的角色", "token has no valid role")) from exc
     region = payload.get("region")
     if region is not None and (not isinstance(region, str) or not region.isdigit()):
-        raise Unauthorized("token claim 'region' must be a division-code prefix")
+        raise Unauthorized(
+            T(
+                "令牌声明 'region' 应为行政区划代码前缀",
+                "token claim 'region' must be a division-code prefix",
+            )
+        )
     p = Principal(
         sub=str(payload.get("sub", "")),
         role=role,
@@ -100,13 +108,15 @@ def principal_from_claims(payload: dict[str, Any]) -> Principal:
     )
     # A scoped role without its scope would silently see everything: refuse the token.
     if role in {Role.street, Role.community} and not p.region:
-        raise Unauthorized(f"a {role} token must carry a region")
+        raise Unauthorized(T(f"{role} 令牌必须带有 region", f"a {role} token must carry a region"))
     if role in ORG_ROLES and p.org is None:
-        raise Unauthorized(f"a {role} token must carry an org")
+        raise Unauthorized(T(f"{role} 令牌必须带有 org", f"a {role} token must carry an org"))
     if role is Role.caregiver and p.staff is None:
-        raise Unauthorized("a caregiver token must carry a staff id")
+        raise Unauthorized(
+            T("caregiver 令牌必须带有 staff", "a caregiver token must carry a staff id")
+        )
     if role is Role.family and p.elder is None:
-        raise Unauthorized("a family token must carry an elder id")
+        raise Unauthorized(T("family 令牌必须带有 elder", "a family token must carry an elder id"))
     return p
 
 
@@ -174,24 +184,28 @@ class TokenCodec:
                 options={"require": ["exp", "role"]},
             )
         except jwt.ExpiredSignatureError as exc:
-            raise Unauthorized("token has expired") from exc
+            raise Unauthorized(T("令牌已过期", "token has expired")) from exc
         except jwt.PyJWTError as exc:
-            raise Unauthorized(f"invalid token: {exc}") from exc
+            raise Unauthorized(T(f"令牌无效：{exc}", f"invalid token: {exc}")) from exc
         return principal_from_claims(payload)
 
 
 def principal_from_header(codec: TokenCodec, header: str | None) -> Principal:
     if not header:
-        raise Unauthorized("missing bearer token")
+        raise Unauthorized(T("缺少 Bearer 令牌", "missing bearer token"))
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
-        raise Unauthorized("authorization must be 'Bearer <token>'")
+        raise Unauthorized(
+            T("Authorization 应为 'Bearer <令牌>'", "authorization must be 'Bearer <token>'")
+        )
     return codec.verify(token.strip())
 
 
 def check_role(principal: Principal, allowed: frozenset[Role]) -> Principal:
     if principal.role not in allowed:
-        raise Forbidden(f"role {principal.role} may not do this")
+        raise Forbidden(
+            T(f"角色 {principal.role} 无权执行此操作", f"role {principal.role} may not do this")
+        )
     return principal
 
 
@@ -222,7 +236,12 @@ def platform_wide(principal: Principal) -> Principal:
     """For acts that affect every region (the holiday calendar, the raw dead-letter queue):
     an admin without a region scope."""
     if principal.role is not Role.admin or principal.region is not None:
-        raise Forbidden("only a platform-wide admin (no region scope) may do this")
+        raise Forbidden(
+            T(
+                "只有全平台管理员（不限地区）可以执行此操作",
+                "only a platform-wide admin (no region scope) may do this",
+            )
+        )
     return principal
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST
+
 from shared.errors import add_problem_schemas
 from shared.idempotency import MAX_KEY_LENGTH
 
@@ -29,8 +31,46 @@ IDEMPOTENCY_KEY = {
 }
 
 
+# The probes are plain routes of ``shared.observability`` with hand-made responses; what they
+# answer is said here, so the document matches the wire (a scraper reads text, not JSON).
+_READY = {
+    "type": "object",
+    "required": ["status", "checks"],
+    "properties": {
+        "status": {"type": "string", "enum": ["ok", "unavailable"]},
+        "checks": {
+            "type": "object",
+            "additionalProperties": {"type": "string"},
+            "description": "each dependency: `ok`, or what is wrong",
+        },
+    },
+}
+PROBE_RESPONSES: dict[str, dict[str, Any]] = {
+    "/metrics": {
+        "200": {
+            "description": "Prometheus text exposition format",
+            "content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}},
+        }
+    },
+    "/readyz": {
+        "200": {
+            "description": "every dependency answers",
+            "content": {"application/json": {"schema": _READY}},
+        },
+        "503": {
+            "description": "a dependency does not answer (`checks` says which)",
+            "content": {"application/json": {"schema": _READY}},
+        },
+    },
+}
+
+
 def finish(openapi: dict[str, Any], *, idempotency_retention: str | None = None) -> dict[str, Any]:
     add_problem_schemas(openapi)
+    for path, responses in PROBE_RESPONSES.items():
+        operation = openapi.get("paths", {}).get(path, {}).get("get")
+        if operation is not None:
+            operation.setdefault("responses", {}).update(responses)
     components = openapi.setdefault("components", {})
     components.setdefault("securitySchemes", {})[BEARER] = {
         "type": "http",

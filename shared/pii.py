@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import AfterValidator, Field
 
 from shared import clock
+from shared.i18n import T
 from shared.regions import PROVINCES
 
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -49,22 +50,28 @@ def parse_id_number(raw: str, *, today: date | None = None) -> IdCard:
     """Validate an 18-character resident ID number; raise ValueError with the reason."""
     number = _ascii(raw).strip().upper()
     if len(number) != 18:
-        raise ValueError("must be 18 characters (GB 11643-1999)")
+        raise ValueError(T("应为 18 位（GB 11643-1999）", "must be 18 characters (GB 11643-1999)"))
     if not _DIGITS17.fullmatch(number[:17]) or number[17] not in "0123456789X":
-        raise ValueError("must be 17 digits followed by a digit or X")
+        raise ValueError(
+            T("应为 17 位数字加一位数字或 X", "must be 17 digits followed by a digit or X")
+        )
     if number[:2] not in PROVINCES:
-        raise ValueError(f"unknown province code {number[:2]}")
+        raise ValueError(T(f"未知的省级代码 {number[:2]}", f"unknown province code {number[:2]}"))
     try:
         born = date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
     except ValueError as exc:
-        raise ValueError("birth date in the number is not a real date") from exc
+        raise ValueError(
+            T("号码中的出生日期不是有效日期", "birth date in the number is not a real date")
+        ) from exc
     today = today or clock.today()
     if born > today:
-        raise ValueError("birth date in the number is in the future")
+        raise ValueError(T("号码中的出生日期晚于今天", "birth date in the number is in the future"))
     if born.year < 1880:
-        raise ValueError("birth date in the number is implausibly early")
+        raise ValueError(T("号码中的出生日期过早", "birth date in the number is implausibly early"))
     if id_check_char(number[:17]) != number[17]:
-        raise ValueError("check digit does not match (GB 11643-1999)")
+        raise ValueError(
+            T("校验码不符（GB 11643-1999）", "check digit does not match (GB 11643-1999)")
+        )
     gender = "male" if int(number[16]) % 2 == 1 else "female"
     return IdCard(number=number, region=number[:6], birth_date=born, gender=gender)
 
@@ -87,7 +94,12 @@ def normalize_phone(raw: str) -> str:
     compact = re.sub(r"[\s()]", "", _ascii(raw))
     m = _PHONE.match(compact)
     if not m:
-        raise ValueError("must be a mainland mobile (11 digits, 1[3-9]…) or landline number")
+        raise ValueError(
+            T(
+                "应为大陆手机号（11 位，1[3-9] 开头）或固定电话（如 0592-1234567）",
+                "must be a mainland mobile (11 digits, 1[3-9]…) or landline number",
+            )
+        )
     return m.group(1) or m.group(2)
 
 

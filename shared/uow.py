@@ -10,17 +10,29 @@ committed. It also caps request bodies and implements ``Idempotency-Key`` for PO
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
-from collections.abc import Callable
-from typing import Annotated
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
+import orjson
 from fastapi import Depends, Request
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import idempotency
-from shared.errors import Conflict, Problem, ServiceUnavailable, problem_response
+from shared.errors import (
+    Conflict,
+    Problem,
+    ServiceUnavailable,
+    Unprocessable,
+    data_problem,
+    is_data_error,
+    problem_response,
+)
+from shared.i18n import T
 from shared.pii import PiiCipher
 
 log = logging.getLogger(__name__)
@@ -91,6 +103,10 @@ class UnitOfWorkMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        nul = nul_fields(scope)
+        if nul:
+            await send_problem(send, nul_problem(nul), instance=scope.get("path"))
+            return
         uow = UnitOfWork(self.sessionmaker_of())
         scope.setdefault("state", {})["uow"] = uow
         try:
@@ -108,12 +124,20 @@ class UnitOfWorkMiddleware:
             await send_problem(
                 send,
                 Problem(
-                    f"request body exceeds {self.max_body_bytes} bytes",
+                    T(
+                        f"请求体超过 {self.max_body_bytes} 字节",
+                        f"request body exceeds {self.max_body_bytes} bytes",
+                    ),
                     status=413,
                     slug="payload-too-large",
-                    title="Request body too large",
+                    title=T("请求体过大", "Request body too large"),
                 ),
+                instance=scope["path"],
             )
+            return
+        nul = body_nul_fields(body)
+        if nul:
+            await send_problem(send, nul_problem(nul), instance=scope["path"])
             return
         replay = _replaying_receive(body, receive)
         key = header(scope, b"idempotency-key")
@@ -125,9 +149,13 @@ class UnitOfWorkMiddleware:
             await send_problem(
                 send,
                 Problem(
-                    "Idempotency-Key must be 1-255 printable characters",
-                    errors=[("Idempotency-Key", "invalid")],
+                    T(
+                        "Idempotency-Key 应为 1–255 个可打印字符",
+                        "Idempotency-Key must be 1-255 printable characters",
+                    ),
+                    errors=[("Idempotency-Key", T("无效", "invalid"))],
                 ),
+                instance=scope["path"],
             )
             return
         fingerprint = hashlib.sha256(
@@ -157,11 +185,18 @@ class UnitOfWorkMiddleware:
                 await send_problem(
                     send,
                     Problem(
-                        "this Idempotency-Key was used for a different request",
+                        T(
+                            "此 Idempotency-Key 已用于另一个不同的请求",
+                            "this Idempotency-Key was used for a different request",
+                        ),
                         status=422,
                         slug="idempotency-key-reused",
-                        title="Idempotency key reused",
+                        title=T("幂等键被重复使用", "Idempotency key reused"),
+                        errors=[
+                            ("Idempotency-Key", T("已用于另一个请求", "used for another request"))
+                        ],
                     ),
+                    instance=scope["path"],
                 )
                 return
             headers.append((b"idempotent-replayed", b"true"))
@@ -212,9 +247,9 @@ def _replaying_receive(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-async def send_problem(send: Send, problem: Problem) -> None:
-    """Answer a raw ASGI request with a problem document."""
-    response = problem_response(problem)
+async def send_problem(send: Send, problem: Problem, *, instance: str | None = None) -> None:
+    """Answer a raw ASGI request with a problem document (``instance``: the request path)."""
+    response = problem_response(problem, instance=instance)
     await send(
         {
             "type": "http.response.start",
@@ -223,6 +258,60 @@ async def send_problem(send: Send, problem: Problem) -> None:
         }
     )
     await send({"type": "http.response.body", "body": response.body})
+
+
+_NUL = "\x00"
+
+
+def _strings_with_nul(value: Any, path: tuple[str, ...] = ()) -> Iterator[str]:
+    if isinstance(value, str):
+        if _NUL in value:
+            yield ".".join(path) or "body"
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            if _NUL in k:
+                yield ".".join((*path, k.replace(_NUL, "\\0"))) or "body"
+            yield from _strings_with_nul(v, (*path, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _strings_with_nul(v, (*path, str(i)))
+
+
+def body_nul_fields(body: bytes) -> list[str]:
+    """JSON body fields whose text holds U+0000. PostgreSQL text cannot store it, so it is
+    refused here, for every service, before any handler can mistake the database's refusal
+    for an outage. The substring test keeps the common case to one scan of the body."""
+    if b"\\u0000" not in body:
+        return []
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        try:  # what orjson refuses but the route's parser reads (integers past 64 bits)
+            parsed = json.loads(body)
+        except ValueError:
+            return []  # not JSON: the route's own parsing answers 422
+    return list(dict.fromkeys(_strings_with_nul(parsed)))
+
+
+def nul_fields(scope: Scope) -> list[str]:
+    """Query parameters and path with U+0000 (``%00``)."""
+    fields = []
+    if _NUL in scope.get("path", ""):
+        fields.append("path")
+    query = scope.get("query_string", b"")
+    if b"%00" in query or b"\x00" in query:
+        for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+            if _NUL in name or _NUL in value:
+                fields.append(name.replace(_NUL, "\\0") or "query")
+    return list(dict.fromkeys(fields))
+
+
+def nul_problem(fields: list[str]) -> Unprocessable:
+    message = T("不能包含空字符 (U+0000)", "must not contain a NUL character (U+0000)")
+    return Unprocessable(
+        T("请求含有空字符 (U+0000)", "the request holds a NUL character (U+0000)"),
+        errors=[(f, message) for f in fields],
+    )
 
 
 async def _finish(uow: UnitOfWork, status: int) -> Problem | None:
@@ -234,10 +323,17 @@ async def _finish(uow: UnitOfWork, status: int) -> Problem | None:
         await uow.commit()
     except IntegrityError:
         log.info("commit refused by a constraint", exc_info=True)
-        return Conflict("the change conflicts with a concurrent one; retry")
-    except DBAPIError:
+        return Conflict(
+            T("与并发的另一修改冲突，请重试", "the change conflicts with a concurrent one; retry")
+        )
+    except DBAPIError as exc:
+        if isinstance(exc, DataError) or is_data_error(exc):
+            log.info("commit refused a value", exc_info=True)
+            return data_problem()
         log.exception("commit failed")
-        return ServiceUnavailable("the database did not accept the change; retry")
+        return ServiceUnavailable(
+            T("数据库未能保存此修改，请重试", "the database did not accept the change; retry")
+        )
     return None
 
 

@@ -30,10 +30,17 @@ async def make_org(api, region: str = "350212") -> dict:
 
 
 async def make_elder(
-    api, *, region: str = "350212", level: int | None = 2, caregiver: bool = True, **overrides
+    api,
+    *,
+    region: str = "350212",
+    level: int | None = 2,
+    caregiver: bool = True,
+    creator: dict | None = None,
+    **overrides,
 ) -> dict:
-    body = elder_body(hukou_region=region, id_number=id_number(region=region), **overrides)
-    r = await api.post("/v1/elders", body)
+    """An elder registered by an admin (or by ``creator``'s claims), assessed by an admin."""
+    body = elder_body(hukou_region=region, **{"id_number": id_number(region=region), **overrides})
+    r = await api.post("/v1/elders", body, **(creator or {}))
     assert r.status_code == 201, r.text
     elder = r.json()
     if level is not None:

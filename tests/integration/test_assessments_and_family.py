@@ -38,8 +38,13 @@ async def test_scores_give_level_and_latest_wins(registry):
     assert r.status_code == 201
     elder_now = (await registry.get(f"/v1/elders/{elder['id']}")).json()
     assert elder_now["current_level"] == 2
-    history = (await registry.get(path)).json()
-    assert history[0]["assessed_on"] == newer and len(history) == 3
+    history = (await registry.get(path)).json()["items"]
+    assert [a["assessed_on"] for a in history] == [newer, old, old]
+    assert history[1]["level"] == 4  # the same day: the one recorded later first
+    first = (await registry.get(path, params={"limit": 2})).json()
+    rest = (await registry.get(path, params={"limit": 2, "cursor": first["next_cursor"]})).json()
+    assert [a["id"] for a in first["items"] + rest["items"]] == [a["id"] for a in history]
+    assert rest["next_cursor"] is None
 
 
 async def test_coma_is_total_loss(registry):
@@ -102,12 +107,36 @@ async def test_categories(registry):
         path, {"code": "low_income", "valid_from": "2024-05-01", "valid_to": "2024-01-01"}
     )
     assert r.status_code == 422
-    listed = (await registry.get(path)).json()
+    listed = (await registry.get(path)).json()["items"]
     assert {c["code"] for c in listed} == {"subsistence_allowance", "disabled"}
+
+
+async def test_category_filter_lists_exactly_the_elders_in_the_category(registry):
+    region = "350203"  # 思明区: only this test registers elders here
+    disabled = await make_elder(registry, region=region, level=None, caregiver=False)
+    others = [await make_elder(registry, region=region, level=None, caregiver=False) for _ in "ab"]
+    for elder, body in (
+        (disabled, {"code": "disabled", "valid_from": "2024-01-01", "grade": 2}),
+        # the same code, but its period ended: not in the category today
+        (
+            others[0],
+            {"code": "disabled", "valid_from": "2020-01-01", "valid_to": "2021-01-01", "grade": 1},
+        ),
+        (others[1], {"code": "low_income", "valid_from": "2024-01-01"}),
+    ):
+        r = await registry.post(f"/v1/elders/{elder['id']}/categories", body)
+        assert r.status_code == 201, r.text
+    everyone = (await registry.get("/v1/elders", params={"region": region})).json()
+    assert len(everyone["items"]) == 3  # without the filter, all three
     page = (
-        await registry.get("/v1/elders", params={"category": "disabled", "region": "350212"})
+        await registry.get("/v1/elders", params={"category": "disabled", "region": region})
     ).json()
-    assert elder["id"] in {e["id"] for e in page["items"]} or page["next_cursor"]
+    assert [e["id"] for e in page["items"]] == [disabled["id"]]
+    assert page["next_cursor"] is None
+    page = (
+        await registry.get("/v1/elders", params={"category": "low_income", "region": region})
+    ).json()
+    assert [e["id"] for e in page["items"]] == [others[1]["id"]]
 
 
 async def test_family_caregivers(registry):
@@ -126,7 +155,7 @@ async def test_family_caregivers(registry):
     assert r.status_code == 201, r.text
     assert r.json()["phone_masked"] == "139****1234"
     r = await registry.post(
-        path, {"name": "x", "relation": "friend", "phone": "1", "lives_with": "sometimes"}
+        path, {"name": "x", "relation": "pilot", "phone": "1", "lives_with": "sometimes"}
     )
     assert r.status_code == 422
     assert {"relation", "phone", "lives_with"} <= {e["field"] for e in r.json()["errors"]}

@@ -110,7 +110,18 @@ async def test_lifecycle(registry):
     r = await registry.post(f"{path}/terminate", {"reason": "入住机构"})
     assert r.json()["status"] == "terminated" and r.json()["terminated_on"] == str(clock.today())
     events = (await registry.get(f"{path}/events")).json()
-    assert [e["to_status"] for e in events] == ["active", "suspended", "active", "terminated"]
+    assert [e["to_status"] for e in events["items"]] == [
+        "active",
+        "suspended",
+        "active",
+        "terminated",
+    ]
+    assert events["next_cursor"] is None
+    first = (await registry.get(f"{path}/events", params={"limit": 3})).json()
+    rest = (
+        await registry.get(f"{path}/events", params={"limit": 3, "cursor": first["next_cursor"]})
+    ).json()
+    assert [e["id"] for e in first["items"] + rest["items"]] == [e["id"] for e in events["items"]]
     # a terminated bed frees the elder for a new one
     await make_bed(registry, elder, org)
 
@@ -171,14 +182,15 @@ async def test_modifications(registry):
         assert r.status_code == 422, (override, r.text)
         assert field in {e["field"] for e in r.json()["errors"]}, (override, r.text)
     listed = (await registry.get(path)).json()
-    assert [m["item"] for m in listed] == ["卫生间扶手"]
+    assert [m["item"] for m in listed["items"]] == ["卫生间扶手"]
 
 
 async def test_caregiver_moving_out_ends_eligibility(registry):
     elder = await make_elder(registry)
     caregivers = (await registry.get(f"/v1/elders/{elder['id']}/family-caregivers")).json()
     r = await registry.patch(
-        f"/v1/elders/{elder['id']}/family-caregivers/{caregivers[0]['id']}", {"lives_with": False}
+        f"/v1/elders/{elder['id']}/family-caregivers/{caregivers['items'][0]['id']}",
+        {"lives_with": False},
     )
     assert r.status_code == 200 and r.json()["lives_with"] is False
     preview = (await registry.get(f"/v1/elders/{elder['id']}/bed-eligibility")).json()
@@ -199,7 +211,8 @@ async def test_an_org_cannot_certify_its_own_elders_level(registry):
 
 async def test_a_later_assessment_does_not_backdate_eligibility(registry):
     org = await make_org(registry)
-    elder = await make_elder(registry, level=None)  # assessed 3 days ago below
+    as_org = {"role": "org_admin", "org": org["id"]}
+    elder = await make_elder(registry, level=None, creator=as_org)  # assessed 3 days ago below
     r = await registry.post(
         f"/v1/elders/{elder['id']}/assessments",
         {
@@ -215,10 +228,15 @@ async def test_a_later_assessment_does_not_backdate_eligibility(registry):
     )
     assert r.status_code == 422
     assert reason_codes(r) == {"no_assessment"}  # nothing was in force ten days ago
-    r = await registry.post(
-        "/v1/beds", {**body, "started_on": str(clock.today() - timedelta(days=90))}
-    )
-    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "started_on"
+    # far back, an org must say why (never a bare refusal) ...
+    ninety = str(clock.today() - timedelta(days=90))
+    r = await registry.post("/v1/beds", {**body, "started_on": ninety}, **as_org)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "backdate_reason"
+    # ... and with a reason, or as civil affairs, eligibility is judged on that day
+    for claims in (as_org, {"role": "admin"}):
+        extra = {"backdate_reason": "纸质台账补录"} if claims is as_org else {}
+        r = await registry.post("/v1/beds", {**body, "started_on": ninety, **extra}, **claims)
+        assert r.status_code == 422 and reason_codes(r) == {"no_assessment"}, r.text
     r = await registry.post(
         "/v1/beds", {**body, "started_on": str(clock.today() - timedelta(days=2))}
     )

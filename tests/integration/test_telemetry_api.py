@@ -115,7 +115,8 @@ async def test_vitals_json_and_fhir(registry, telemetry, database_url):
 
 async def test_dead_letters_for_ops(registry, telemetry, database_url):
     await ingest(database_url, ("eldercare/v1/gw-x1/dev-x1/vitals", b"<xml/>"))
-    rows = (await telemetry.get("/v1/dead-letters", params={"reason": "malformed_json"})).json()
+    page = (await telemetry.get("/v1/dead-letters", params={"reason": "malformed_json"})).json()
+    rows = page["items"]
     assert rows and rows[0]["payload_preview"] == "<xml/>"
     assert (
         await telemetry.get("/v1/dead-letters", role="community", region="350212")

@@ -19,6 +19,12 @@ from services.registry.assessments.scale import (
 ITEMS = scale().items
 
 
+def english(errors):
+    """Field errors with their English text (each message holds zh-CN and English)."""
+    assert all(m.zh and m.en for _, m in errors)
+    return [(field, m.en) for field, m in errors]
+
+
 def full_marks() -> dict[str, int]:
     return dict(ITEMS)
 
@@ -46,25 +52,27 @@ def test_scale_table():
 
 
 def test_valid_sheet_has_no_errors():
-    assert validate_scores(full_marks()) == []
-    assert validate_scores({k: 0 for k in ITEMS}) == []
+    assert english(validate_scores(full_marks())) == []
+    assert english(validate_scores({k: 0 for k in ITEMS})) == []
 
 
 def test_missing_item():
     scores = full_marks()
     del scores["eating"]
-    assert validate_scores(scores) == [("scores.eating", "missing")]
+    assert english(validate_scores(scores)) == [("scores.eating", "missing")]
 
 
 def test_none_counts_as_missing():
     scores = full_marks()
     scores["walking"] = None
-    assert validate_scores(scores) == [("scores.walking", "missing")]
+    assert english(validate_scores(scores)) == [("scores.walking", "missing")]
 
 
 def test_extra_item():
     scores = full_marks() | {"juggling": 1}
-    assert validate_scores(scores) == [("scores.juggling", "not an item of GB/T 42195-2022")]
+    assert english(validate_scores(scores)) == [
+        ("scores.juggling", "not an item of GB/T 42195-2022")
+    ]
 
 
 @pytest.mark.parametrize(
@@ -83,7 +91,7 @@ def test_extra_item():
 def test_bad_values(item, value, message):
     scores = full_marks()
     scores[item] = value
-    assert validate_scores(scores) == [(f"scores.{item}", message)]
+    assert english(validate_scores(scores)) == [(f"scores.{item}", message)]
 
 
 def test_all_errors_reported():
@@ -91,7 +99,7 @@ def test_all_errors_reported():
     del scores["eating"]
     scores["vision"] = 9
     scores["extra"] = 0
-    assert sorted(validate_scores(scores)) == [
+    assert sorted(english(validate_scores(scores))) == [
         ("scores.eating", "missing"),
         ("scores.extra", "not an item of GB/T 42195-2022"),
         ("scores.vision", "must be between 0 and 3"),
@@ -185,7 +193,7 @@ def score_sheets(draw) -> dict[str, int]:
 
 @given(score_sheets(), st.data())
 def test_level_monotone_in_total(sheet, data):
-    assert validate_scores(sheet) == []
+    assert english(validate_scores(sheet)) == []
     out = assess(scores=sheet)
     assert out.total == sum(sheet.values())
     assert 0 <= out.level <= 4

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.registry.beds.eligibility import ElderFacts, Reason, check
+from shared.i18n import T, current_lang
 from shared.policy import BedRules
 
 TODAY = date(2025, 6, 15)
@@ -119,17 +120,32 @@ def test_rules_switch_conditions_off():
     ]
 
 
-def test_reason_messages():
+def test_reason_messages_in_both_languages():
     reasons = check(replace(ELIGIBLE, level=0), RULES, TODAY)
     assert reasons == [
         Reason(
             "level_below_minimum",
-            "capability level 0 (能力完好) is below the minimum 1 (轻度失能)",
+            T(
+                "能力等级 0（能力完好）低于最低要求 1（轻度失能）",
+                "capability level 0 (intact) is below the minimum 1 (mild)",
+            ),
         )
     ]
-    assert reasons[0].as_dict() == {"code": "level_below_minimum", "message": reasons[0].message}
+    # zh-CN by default, English on Accept-Language: en; the code never changes
+    assert reasons[0].as_dict() == {
+        "code": "level_below_minimum",
+        "message": "能力等级 0（能力完好）低于最低要求 1（轻度失能）",
+    }
+    token = current_lang.set("en")
+    try:
+        assert reasons[0].as_dict() == {
+            "code": "level_below_minimum",
+            "message": "capability level 0 (intact) is below the minimum 1 (mild)",
+        }
+    finally:
+        current_lang.reset(token)
     expired = check(replace(ELIGIBLE, level_valid_until=date(2025, 6, 1)), RULES, TODAY)
-    assert "2025-06-01" in expired[0].message
+    assert "2025-06-01" in expired[0].message.zh and "2025-06-01" in expired[0].message.en
 
 
 def expected_codes(f: ElderFacts, r: BedRules) -> set[str]:
@@ -189,4 +205,4 @@ def test_reason_codes_match_independent_computation(facts, rules):
     got = [r.code for r in reasons]
     assert len(got) == len(set(got))
     assert set(got) == expected_codes(facts, rules)
-    assert all(r.message for r in reasons)
+    assert all(r.message.zh and r.message.en for r in reasons)

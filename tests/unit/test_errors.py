@@ -2,6 +2,21 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import date
+from typing import Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    NaiveDatetime,
+    StrictInt,
+    ValidationError,
+    field_validator,
+)
+
 from shared.errors import (
     PROBLEM_BASE,
     Conflict,
@@ -96,26 +111,131 @@ def test_validation_problem_maps_loc_to_field():
     )
     assert isinstance(problem, Unprocessable)
     assert problem.status == 422
-    assert problem.errors == [
+    # unknown error types keep pydantic's text; "missing" is ours, in the request's language
+    assert problem.body()["errors"] == [
         {"field": "id_number", "message": "check digit does not match"},
         {"field": "limit", "message": "too big"},
         {"field": "scores.eating", "message": "missing"},
-        {"field": "body", "message": "field required"},
+        {"field": "body", "message": "缺少必填字段"},
         {"field": "id_number", "message": "bad"},
         {"field": "items.0.name", "message": "bad"},
     ]
-    assert problem.detail == (
+    assert problem.body()["detail"] == (
         "id_number: check digit does not match; limit: too big; scores.eating: missing; "
-        "body: field required; id_number: bad"
+        "body: 缺少必填字段; id_number: bad"
     )
+    token = current_lang.set("en")
+    try:
+        assert problem.body()["detail"].endswith("body: field required; id_number: bad")
+    finally:
+        current_lang.reset(token)
 
 
 def test_validation_problem_json_invalid_and_defaults():
     assert field_errors([{"loc": ("body", 12), "msg": "JSON decode", "type": "json_invalid"}]) == [
-        ("body", "body is not valid JSON")
+        ("body", T("请求体不是有效的 JSON", "body is not valid JSON"))
     ]
     assert field_errors([{"type": "x"}]) == [("", "invalid")]
     body = validation_problem([{"loc": ("body", "phone"), "msg": "bad phone"}]).body()
     assert body["type"] == PROBLEM_BASE + "validation-error"
     assert body["errors"] == [{"field": "phone", "message": "bad phone"}]
     assert body["detail"] == "phone: bad phone"
+
+
+class _Everything(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    s: str = Field(min_length=2, max_length=3, pattern="^a")
+    gt: int = Field(gt=0)
+    ge: int = Field(ge=0)
+    lt: int = Field(lt=5)
+    le: StrictInt = Field(le=5)
+    f: float
+    b: bool
+    u: uuid.UUID
+    d: date
+    dt: AwareDatetime
+    naive: NaiveDatetime | None = None
+    lit: Literal["x", "y"]
+    items: list[int] = Field(max_length=1)
+    ours: str | None = None
+
+    @field_validator("ours")
+    @classmethod
+    def _ours(cls, v: str | None) -> str | None:
+        raise ValueError(T("我们的消息", "our message"))
+
+
+def _messages(data: dict, lang: str) -> dict[str, tuple[str, str]]:
+    token = current_lang.set(lang)
+    try:
+        try:
+            _Everything.model_validate(data)
+        except ValidationError as exc:
+            problem = validation_problem(exc.errors())
+        else:
+            raise AssertionError("expected a validation error")
+        return {e["field"]: e["message"] for e in problem.body()["errors"]}
+    finally:
+        current_lang.reset(token)
+
+
+BAD = {
+    "s": "bbbb",
+    "gt": 0,
+    "ge": -1,
+    "lt": 5,
+    "le": 6,
+    "f": "x",
+    "b": "maybe",
+    "u": "nope",
+    "d": "2020-13-01",
+    "dt": "2026-01-01T08:00:00",
+    "naive": "2026-01-01T08:00:00+08:00",
+    "lit": "z",
+    "items": [1, 2],
+    "ours": "x",
+    "extra": 1,
+}
+
+
+def test_pydantic_errors_are_translated():
+    zh, en = _messages(BAD, "zh"), _messages(BAD, "en")
+    expected = {
+        "s": ("最多 3 个字符", "must have at most 3 characters"),
+        "gt": ("应大于 0", "must be greater than 0"),
+        "ge": ("应大于或等于 0", "must be greater than or equal to 0"),
+        "lt": ("应小于 5", "must be less than 5"),
+        "le": ("应小于或等于 5", "must be less than or equal to 5"),
+        "f": ("应为数值", "must be a number"),
+        "b": ("应为布尔值 (true/false)", "must be a boolean (true/false)"),
+        "u": ("应为有效的 UUID", "must be a valid UUID"),
+        "d": ("应为有效日期 (YYYY-MM-DD)", "must be a valid date (YYYY-MM-DD)"),
+        "dt": (
+            "时间必须带时区偏移（如 +08:00 或 Z）",
+            "must carry a UTC offset (e.g. +08:00 or Z); local times are ambiguous",
+        ),
+        "naive": ("时间不应带时区偏移", "must not carry a UTC offset"),
+        "lit": ("应为以下之一：'x' or 'y'", "must be one of: 'x' or 'y'"),
+        "items": ("最多 1 项", "must have at most 1 items"),
+        "ours": ("我们的消息", "our message"),
+        "extra": ("不允许的字段", "unknown field (not allowed)"),
+    }
+    for name, (z, e) in expected.items():
+        assert (zh[name], en[name]) == (z, e), name
+
+
+def test_more_pydantic_error_types():
+    zh = _messages({"s": "a", "gt": "x", "ge": 1.5, "lt": 1, "le": "1", "f": 1}, "zh")
+    assert zh["s"] == "至少 2 个字符"
+    assert zh["gt"] == "应为整数"
+    assert zh["ge"] == "应为整数（不能带小数）"
+    assert zh["le"] == "应为整数"
+    assert zh["b"] == zh["u"] == zh["d"] == zh["dt"] == zh["lit"] == "缺少必填字段"
+    en = _messages({"s": "bb", "gt": 1, "ge": 1, "lt": 1, "le": 1, "f": 1}, "en")
+    assert en["s"] == "must match the pattern ^a"
+
+
+def test_rare_error_types_fall_back_to_pydantic_english():
+    body = validation_problem([{"loc": ("body", "x"), "msg": "Some rare thing", "type": "rare"}])
+    assert body.body()["errors"] == [{"field": "x", "message": "Some rare thing"}]

@@ -8,6 +8,9 @@ from hypothesis import strategies as st
 
 from shared.ids import credit_code_check_char, validate_credit_code
 
+# These tests match on the English wording; both languages: test_i18n, test_errors.
+pytestmark = pytest.mark.usefixtures("english")
+
 CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
 

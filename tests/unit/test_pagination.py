@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import date
 from types import SimpleNamespace
 
 import pytest
@@ -69,3 +70,28 @@ def test_next_cursor():
     assert next_cursor([{"k": 1}, {"k": 2}], 1, id_of=lambda r: uuid.UUID(int=r["k"])) == (
         encode_cursor(uuid.UUID(int=1))
     )
+
+
+@given(st.dates(), st.uuids())
+def test_compound_keys_round_trip(day, value):
+    cursor = encode_cursor((day, value))
+    assert decode_cursor(cursor, [date, uuid.UUID]) == (day, value)
+
+
+@given(st.integers(min_value=-(2**63), max_value=2**63 - 1))
+def test_typed_int_keys_round_trip(value):
+    assert decode_cursor(encode_cursor(value), [int]) == value
+
+
+@pytest.mark.parametrize(
+    ("cursor", "kinds"),
+    [
+        (encode_cursor(ID), [date, uuid.UUID]),  # 16 bytes for a 24-byte key
+        (encode_cursor((date(2026, 1, 1), ID)), [uuid.UUID]),
+        (encode_cursor(0), [date]),  # ordinal 0 is no date
+        (encode_cursor(2**62), [date]),
+    ],
+)
+def test_a_cursor_of_another_key_is_unprocessable(cursor, kinds):
+    with pytest.raises(Unprocessable):
+        decode_cursor(cursor, kinds)

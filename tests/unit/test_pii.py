@@ -20,6 +20,9 @@ from shared.pii import (
 )
 from shared.regions import PROVINCES
 
+# These tests match on the English wording; both languages: test_i18n, test_errors.
+pytestmark = pytest.mark.usefixtures("english")
+
 TODAY = date(2025, 6, 15)
 
 # The standard's own examples (GB 11643-1999 appendix).

@@ -6,6 +6,9 @@ import pytest
 
 from shared.regions import PROVINCES, is_known_county, region_name, validate_region
 
+# These tests match on the English wording; both languages: test_i18n, test_errors.
+pytestmark = pytest.mark.usefixtures("english")
+
 
 def test_known_county():
     assert validate_region("350212") == "350212"

@@ -8,6 +8,7 @@ from services.registry.assessments import service
 from services.registry.assessments.schemas import AssessmentCreate, AssessmentRead
 from services.registry.elders import service as elders
 from shared.auth import Principal, Role, ScopedReader, require_roles
+from shared.pagination import Cursor, Limit, Page
 from shared.uow import SessionDep
 
 router = APIRouter(prefix="/v1/elders/{elder_id}/assessments", tags=["assessments"])
@@ -35,9 +36,16 @@ async def create_assessment(
     return AssessmentRead.of(assessment)
 
 
-@router.get("", response_model=list[AssessmentRead], summary="Assessment history, latest first")
+@router.get("", response_model=Page[AssessmentRead], summary="Assessment history, latest first")
 async def list_assessments(
-    elder_id: uuid.UUID, session: SessionDep, principal: Principal = Reader
-) -> list[AssessmentRead]:
+    elder_id: uuid.UUID,
+    session: SessionDep,
+    principal: Principal = Reader,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> Page[AssessmentRead]:
     elder = await elders.get(session=session, principal=principal, elder_id=elder_id)
-    return [AssessmentRead.of(a) for a in await service.history(session=session, elder=elder)]
+    page = await service.history(session=session, elder=elder, cursor=cursor, limit=limit)
+    return Page[AssessmentRead](
+        items=[AssessmentRead.of(a) for a in page.items], next_cursor=page.next_cursor
+    )

@@ -11,6 +11,8 @@ from pathlib import Path
 import yaml
 from dateutil.relativedelta import relativedelta
 
+from shared.i18n import T
+
 LEVEL_NAMES = {0: "intact", 1: "mild", 2: "moderate", 3: "severe", 4: "total"}
 CARE_RISK_EVENTS_FOR_UPGRADE = 2  # 30 days: falls, choking, wandering off, self-harm
 
@@ -41,21 +43,31 @@ def scale() -> Scale:
     return Scale(items, domain_of, thresholds, int(raw["max_total"]), int(raw["validity_months"]))
 
 
-def validate_scores(scores: dict[str, int]) -> list[tuple[str, str]]:
+def validate_scores(scores: dict[str, int]) -> list[tuple[str, T]]:
     """Field errors for a score sheet: every item present, integer, within 0..max."""
     s = scale()
     errors = []
     for item, max_score in s.items.items():
         value = scores.get(item)
         if value is None:
-            errors.append((f"scores.{item}", "missing"))
+            errors.append((f"scores.{item}", T("缺少该项评分", "missing")))
         elif isinstance(value, bool) or not isinstance(value, int):
-            errors.append((f"scores.{item}", "must be an integer"))
+            errors.append((f"scores.{item}", T("应为整数", "must be an integer")))
         elif not 0 <= value <= max_score:
-            errors.append((f"scores.{item}", f"must be between 0 and {max_score}"))
+            errors.append(
+                (
+                    f"scores.{item}",
+                    T(f"应在 0 到 {max_score} 之间", f"must be between 0 and {max_score}"),
+                )
+            )
     for item in scores:
         if item not in s.items:
-            errors.append((f"scores.{item}", "not an item of GB/T 42195-2022"))
+            errors.append(
+                (
+                    f"scores.{item}",
+                    T("不是 GB/T 42195-2022 的评估项", "not an item of GB/T 42195-2022"),
+                )
+            )
     return errors
 
 

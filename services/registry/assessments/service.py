@@ -13,6 +13,8 @@ from services.registry.assessments.models import Assessment
 from services.registry.assessments.schemas import AssessmentCreate
 from services.registry.elders.models import Elder
 from shared.errors import Unprocessable
+from shared.i18n import T
+from shared.pagination import Page, paginate
 
 
 async def create(
@@ -21,7 +23,7 @@ async def create(
     if assessment_in.scores is not None:
         errors = scale.validate_scores(assessment_in.scores)
         if errors:
-            raise Unprocessable("the score sheet is not valid", errors=errors)
+            raise Unprocessable(T("评分表无效", "the score sheet is not valid"), errors=errors)
     outcome = scale.assess(
         scores=assessment_in.scores,
         level=assessment_in.level,
@@ -73,10 +75,10 @@ async def refresh_latest(*, session: AsyncSession, elder: Elder) -> None:
     await session.flush()
 
 
-async def history(*, session: AsyncSession, elder: Elder) -> list[Assessment]:
-    rows = await session.scalars(
-        select(Assessment)
-        .where(Assessment.elder_id == elder.id)
-        .order_by(Assessment.assessed_on.desc(), Assessment.created_at.desc())
-    )
-    return list(rows)
+async def history(
+    *, session: AsyncSession, elder: Elder, cursor: str | None, limit: int
+) -> Page[Assessment]:
+    """Latest first: by assessment date, then by when it was recorded (ids are time-ordered)."""
+    stmt = select(Assessment).where(Assessment.elder_id == elder.id)
+    key = (Assessment.assessed_on, Assessment.id)
+    return await paginate(session, stmt, key=key, cursor=cursor, limit=limit, descending=True)

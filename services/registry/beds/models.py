@@ -47,6 +47,8 @@ class Bed(Base):
     suspended_on: Mapped[date | None] = mapped_column(Date)
     terminated_on: Mapped[date | None] = mapped_column(Date)
     termination_reason: Mapped[str | None] = mapped_column(String(256))
+    # Why a start date far in the past was recorded (see services/registry/backdating.py).
+    backdate_reason: Mapped[str | None] = mapped_column(String(256))
     created_at: Mapped[datetime] = created_at_column()
 
 

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
-from typing import Literal
 
 from fastapi import APIRouter
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.registry.beds import service
+from services.registry.beds.models import Modification
 from services.registry.beds.schemas import (
     BedCreate,
     BedEventRead,
@@ -19,7 +20,7 @@ from services.registry.beds.schemas import (
 from shared import clock
 from shared.auth import CaseWriter, Principal, ScopedReader, StaffReader
 from shared.errors import problem_doc
-from shared.pagination import Cursor, Limit, Page, next_cursor
+from shared.pagination import Cursor, Limit, Page
 from shared.uow import SessionDep
 
 router = APIRouter(prefix="/v1/beds", tags=["beds"])
@@ -57,7 +58,7 @@ async def list_beds(
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> Page[BedRead]:
-    rows = await service.list_page(
+    page = await service.list_page(
         session=session,
         principal=principal,
         org=org,
@@ -67,8 +68,7 @@ async def list_beds(
         limit=limit,
     )
     return Page[BedRead](
-        items=[BedRead.model_validate(b) for b in rows[:limit]],
-        next_cursor=next_cursor(rows, limit),
+        items=[BedRead.model_validate(b) for b in page.items], next_cursor=page.next_cursor
     )
 
 
@@ -81,14 +81,21 @@ async def get_bed(bed_id: uuid.UUID, session: SessionDep, principal: Principal =
 
 @router.get(
     "/{bed_id}/events",
-    response_model=list[BedEventRead],
-    summary="Lifecycle history with effective dates",
+    response_model=Page[BedEventRead],
+    summary="Lifecycle history with effective dates, in the order recorded",
 )
 async def bed_events(
-    bed_id: uuid.UUID, session: SessionDep, principal: Principal = Reader
-) -> list[BedEventRead]:
+    bed_id: uuid.UUID,
+    session: SessionDep,
+    principal: Principal = Reader,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> Page[BedEventRead]:
     bed = await service.get(session=session, principal=principal, bed_id=bed_id)
-    return [BedEventRead.model_validate(e) for e in await service.events(session=session, bed=bed)]
+    page = await service.events(session=session, bed=bed, cursor=cursor, limit=limit)
+    return Page[BedEventRead](
+        items=[BedEventRead.model_validate(e) for e in page.items], next_cursor=page.next_cursor
+    )
 
 
 @router.post(
@@ -108,27 +115,32 @@ async def create_modification(
     return _mod_read(modification, clock.today())
 
 
-@router.get("/{bed_id}/modifications", response_model=list[ModificationRead])
+@router.get(
+    "/{bed_id}/modifications",
+    response_model=Page[ModificationRead],
+    summary="Work done for the bed, by date",
+)
 async def list_modifications(
-    bed_id: uuid.UUID, session: SessionDep, principal: Principal = Reader
-) -> list[ModificationRead]:
+    bed_id: uuid.UUID,
+    session: SessionDep,
+    principal: Principal = Reader,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> Page[ModificationRead]:
     bed = await service.get(session=session, principal=principal, bed_id=bed_id)
     today = clock.today()
-    return [_mod_read(m, today) for m in await service.modifications(session=session, bed=bed)]
+    page = await service.modifications(session=session, bed=bed, cursor=cursor, limit=limit)
+    return Page[ModificationRead](
+        items=[_mod_read(m, today) for m in page.items], next_cursor=page.next_cursor
+    )
 
 
-# Declared after /modifications: the path parameter would swallow it otherwise.
-@router.post(
-    "/{bed_id}/{action}",
-    response_model=BedRead,
-    summary="Lifecycle step: activate (applied→active), suspend, resume, terminate",
-)
-async def transition_bed(
+async def _transition(
+    action: str,
     bed_id: uuid.UUID,
-    action: Literal["activate", "suspend", "resume", "terminate"],
-    session: SessionDep,
-    step: BedTransition | None = None,
-    principal: Principal = Writer,
+    step: BedTransition | None,
+    session: AsyncSession,
+    principal: Principal,
 ) -> BedRead:
     bed = await service.get(session=session, principal=principal, bed_id=bed_id)
     bed = await service.transition(
@@ -142,7 +154,69 @@ async def transition_bed(
     return BedRead.model_validate(bed)
 
 
-def _mod_read(modification, today: date) -> ModificationRead:
+# One route per step (not ``/{bed_id}/{action}``): a catch-all would swallow every other
+# path under a bed and answer 422 where 404 or 405 is the truth.
+@router.post(
+    "/{bed_id}/activate",
+    response_model=BedRead,
+    summary="Activate an applied bed (applied → active) from `on`; eligibility is checked then",
+    responses={409: problem_doc("the bed's status does not allow this step (`allowed` lists)")},
+)
+async def activate_bed(
+    bed_id: uuid.UUID,
+    session: SessionDep,
+    step: BedTransition | None = None,
+    principal: Principal = Writer,
+) -> BedRead:
+    return await _transition("activate", bed_id, step, session, principal)
+
+
+@router.post(
+    "/{bed_id}/suspend",
+    response_model=BedRead,
+    summary="Suspend an active bed (hospital stay, travel)",
+    responses={409: problem_doc("the bed's status does not allow this step (`allowed` lists)")},
+)
+async def suspend_bed(
+    bed_id: uuid.UUID,
+    session: SessionDep,
+    step: BedTransition | None = None,
+    principal: Principal = Writer,
+) -> BedRead:
+    return await _transition("suspend", bed_id, step, session, principal)
+
+
+@router.post(
+    "/{bed_id}/resume",
+    response_model=BedRead,
+    summary="Resume a suspended bed",
+    responses={409: problem_doc("the bed's status does not allow this step (`allowed` lists)")},
+)
+async def resume_bed(
+    bed_id: uuid.UUID,
+    session: SessionDep,
+    step: BedTransition | None = None,
+    principal: Principal = Writer,
+) -> BedRead:
+    return await _transition("resume", bed_id, step, session, principal)
+
+
+@router.post(
+    "/{bed_id}/terminate",
+    response_model=BedRead,
+    summary="Terminate a bed (a `reason` is required); the org's access to the elder ends",
+    responses={409: problem_doc("the bed's status does not allow this step (`allowed` lists)")},
+)
+async def terminate_bed(
+    bed_id: uuid.UUID,
+    session: SessionDep,
+    step: BedTransition | None = None,
+    principal: Principal = Writer,
+) -> BedRead:
+    return await _transition("terminate", bed_id, step, session, principal)
+
+
+def _mod_read(modification: Modification, today: date) -> ModificationRead:
     read = ModificationRead.model_validate(modification)
     read.under_warranty = modification.warranty_until >= today
     return read

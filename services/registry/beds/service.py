@@ -8,6 +8,7 @@ from datetime import date, timedelta
 from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.registry import backdating
 from services.registry.assessments import service as assessments
 from services.registry.beds import eligibility
 from services.registry.beds.models import OPEN_STATUSES, Bed, BedEvent, Modification
@@ -19,13 +20,13 @@ from services.registry.orgs import service as orgs
 from shared import clock, scoping
 from shared.auth import Principal, Role
 from shared.errors import Conflict, Forbidden, NotFound, Problem, Unprocessable
-from shared.pagination import decode_cursor
+from shared.i18n import T
+from shared.pagination import Page, paginate
 from shared.pii import age_on
 from shared.policy import Policy, bed_policy_for, policy_by_code
 
-# A bed may be recorded a month after service began (paperwork lags), or planned ahead.
-MAX_BACKDATE = timedelta(days=31)
-MAX_AHEAD = timedelta(days=90)
+STATUS_ZH = {"applied": "已申请", "active": "运行中", "suspended": "已暂停", "terminated": "已终止"}
+ACTION_ZH = {"activate": "启用", "suspend": "暂停", "resume": "恢复", "terminate": "终止"}
 
 # status → the steps allowed from it (action → new status)
 TRANSITIONS: dict[str, dict[str, str]] = {
@@ -36,21 +37,13 @@ TRANSITIONS: dict[str, dict[str, str]] = {
 }
 
 
-def check_start(day: date, today: date, *, field: str) -> None:
-    if not today - MAX_BACKDATE <= day <= today + MAX_AHEAD:
-        raise Unprocessable(
-            f"{field} is out of range",
-            errors=[(field, f"must be between {today - MAX_BACKDATE} and {today + MAX_AHEAD}")],
-        )
-
-
 def ineligible(policy: Policy, reasons: list[eligibility.Reason]) -> Problem:
     """The refusal, with every reason (a rejection notice must state them all)."""
     return Problem(
-        "the elder is not eligible for a home care bed",
+        T("老人不符合家庭养老床位条件", "the elder is not eligible for a home care bed"),
         status=422,
         slug="bed-ineligible",
-        title="Not eligible for a home care bed",
+        title=T("不符合家庭养老床位条件", "Not eligible for a home care bed"),
         policy_code=policy.code,
         reasons=[r.as_dict() for r in reasons],
     )
@@ -67,7 +60,7 @@ def readable_statement(principal: Principal) -> Select[tuple[Bed]]:
 async def get(*, session: AsyncSession, principal: Principal, bed_id: uuid.UUID) -> Bed:
     bed = await session.scalar(readable_statement(principal).where(Bed.id == bed_id))
     if bed is None:
-        raise NotFound(f"bed {bed_id} not found")
+        raise NotFound(T(f"未找到床位 {bed_id}", f"bed {bed_id} not found"))
     return bed
 
 
@@ -75,7 +68,18 @@ async def evaluate(
     *, session: AsyncSession, elder: Elder, day: date, except_bed: uuid.UUID | None = None
 ) -> tuple[Policy, list[eligibility.Reason]]:
     """Eligibility of ``elder`` on ``day``; ``except_bed`` is the bed being activated."""
-    policy = bed_policy_for(elder.residence_region, day)
+    try:
+        policy = bed_policy_for(elder.residence_region, day)
+    except LookupError:
+        # No bed policy where the elder lives, on that day: a refusal, not a server error.
+        region = elder.residence_region
+        raise Unprocessable(
+            T(
+                f"{day} 时老人居住地 {region} 没有适用的家庭养老床位政策",
+                f"no home care bed policy covers the elder's residence {region} on {day}",
+            ),
+            errors=[("elder_id", T("居住地没有适用的床位政策", "no bed policy where they live"))],
+        ) from None
     open_beds = select(Bed.id).where(Bed.elder_id == elder.id, Bed.status.in_(OPEN_STATUSES))
     if except_bed is not None:
         open_beds = open_beds.where(Bed.id != except_bed)
@@ -103,13 +107,13 @@ async def create(
     *, session: AsyncSession, principal: Principal, bed_in: BedCreate, today: date
 ) -> Bed:
     if principal.role is Role.org_admin and bed_in.org_id != principal.org:
-        raise Forbidden("an org may open beds only for itself")
+        raise Forbidden(T("机构只能为本机构开设床位", "an org may open beds only for itself"))
     try:
         elder = await elders.get(session=session, principal=principal, elder_id=bed_in.elder_id)
     except NotFound:
         raise Unprocessable(
-            f"elder {bed_in.elder_id} not found",
-            errors=[("elder_id", "no such elder in your scope")],
+            T(f"未找到老人 {bed_in.elder_id}", f"elder {bed_in.elder_id} not found"),
+            errors=[("elder_id", T("你的范围内没有这位老人", "no such elder in your scope"))],
         ) from None
     try:
         org = await orgs.get(
@@ -117,11 +121,20 @@ async def create(
         )
     except NotFound:
         raise Unprocessable(
-            f"org {bed_in.org_id} not found", errors=[("org_id", "no such org")]
+            T(f"未找到机构 {bed_in.org_id}", f"org {bed_in.org_id} not found"),
+            errors=[("org_id", T("没有这个机构", "no such org"))],
         ) from None
     await orgs.get_station(session=session, org_id=org.id, station_id=bed_in.station_id)
+    backdated = False
     if bed_in.started_on is not None:
-        check_start(bed_in.started_on, today, field="started_on")
+        backdated = backdating.check(
+            bed_in.started_on,
+            today,
+            principal=principal,
+            reason=bed_in.backdate_reason,
+            field="started_on",
+            reason_field="backdate_reason",
+        )
     # Serialise bed creation per elder so two concurrent requests cannot both pass the check.
     await session.execute(select(Elder.id).where(Elder.id == elder.id).with_for_update())
     day = bed_in.started_on or today
@@ -135,8 +148,10 @@ async def create(
         station_id=bed_in.station_id,
         status=bed_in.status,
         policy_code=policy.code,
-        applied_on=today,
+        # a bed recorded after the fact was applied for no later than it started
+        applied_on=min(today, day),
         started_on=day if active else None,
+        backdate_reason=bed_in.backdate_reason,
     )
     session.add(bed)
     await session.flush()
@@ -146,9 +161,19 @@ async def create(
             from_status=None,
             to_status=bed.status,
             effective_on=day if active else today,
+            reason=bed_in.backdate_reason,
             actor=principal.sub,
         )
     )
+    if backdated:
+        await backdating.audit_backdating(
+            session,
+            principal=principal,
+            resource_type="bed",
+            resource_id=bed.id,
+            field="started_on",
+            day=day,
+        )
     await session.flush()
     return bed
 
@@ -165,19 +190,41 @@ async def transition(
     new_status = TRANSITIONS[bed.status].get(action)
     if new_status is None:
         raise Conflict(
-            f"a {bed.status} bed cannot be {action}d", allowed=sorted(TRANSITIONS[bed.status])
+            T(
+                f"{STATUS_ZH[bed.status]}的床位不能{ACTION_ZH[action]}",
+                f"a {bed.status} bed cannot be {action}d",
+            ),
+            allowed=sorted(TRANSITIONS[bed.status]),
         )
     on = step.on or today
     last = bed.suspended_on or bed.started_on or bed.applied_on
     if on < last:
         raise Unprocessable(
-            f"{action} date {on} is before the bed's last change on {last}",
-            errors=[("on", f"must not be before {last}")],
+            T(
+                f"{ACTION_ZH[action]}日期 {on} 早于床位上次变更日期 {last}",
+                f"{action} date {on} is before the bed's last change on {last}",
+            ),
+            errors=[("on", T(f"不能早于 {last}", f"must not be before {last}"))],
         )
     if action == "terminate" and not step.reason:
-        raise Unprocessable("a termination needs a reason", errors=[("reason", "required")])
+        raise Unprocessable(
+            T("终止床位需要说明原因", "a termination needs a reason"),
+            errors=[("reason", T("必填", "required"))],
+        )
     if action == "activate":
-        check_start(on, today, field="on")
+        backdated = backdating.check(
+            on, today, principal=principal, reason=step.reason, field="on", reason_field="reason"
+        )
+        if backdated:
+            await backdating.audit_backdating(
+                session,
+                principal=principal,
+                resource_type="bed",
+                resource_id=bed.id,
+                field="started_on",
+                day=on,
+            )
+            bed.backdate_reason = step.reason
         elder = await session.get(Elder, bed.elder_id)
         assert elder is not None
         policy, reasons = await evaluate(session=session, elder=elder, day=on, except_bed=bed.id)
@@ -215,7 +262,7 @@ async def list_page(
     elder_id: uuid.UUID | None,
     cursor: str | None,
     limit: int,
-) -> list[Bed]:
+) -> Page[Bed]:
     stmt = readable_statement(principal)
     if org:
         stmt = stmt.where(Bed.org_id == org)
@@ -223,39 +270,36 @@ async def list_page(
         stmt = stmt.where(Bed.status == status)
     if elder_id:
         stmt = stmt.where(Bed.elder_id == elder_id)
-    after = decode_cursor(cursor)
-    if after is not None:
-        stmt = stmt.where(Bed.id > after)
-    return list(await session.scalars(stmt.order_by(Bed.id).limit(limit + 1)))
+    return await paginate(session, stmt, key=Bed.id, cursor=cursor, limit=limit)
 
 
-async def events(*, session: AsyncSession, bed: Bed) -> list[BedEvent]:
-    return list(
-        await session.scalars(
-            select(BedEvent)
-            .where(BedEvent.bed_id == bed.id)
-            .order_by(BedEvent.created_at, BedEvent.id)
-        )
-    )
+async def events(
+    *, session: AsyncSession, bed: Bed, cursor: str | None, limit: int
+) -> Page[BedEvent]:
+    """The bed's history in the order it was recorded (ids are time-ordered)."""
+    stmt = select(BedEvent).where(BedEvent.bed_id == bed.id)
+    return await paginate(session, stmt, key=BedEvent.id, cursor=cursor, limit=limit)
 
 
 async def add_modification(
     *, session: AsyncSession, bed: Bed, mod_in: ModificationCreate
 ) -> Modification:
     if bed.status == "terminated":
-        raise Conflict("a terminated bed takes no modifications")
+        raise Conflict(T("已终止的床位不能再登记改造", "a terminated bed takes no modifications"))
     policy = policy_by_code(bed.policy_code)
     assert policy.bed is not None
     minimum = mod_in.done_on + timedelta(days=policy.bed.modification_warranty_days)
     warranty = mod_in.warranty_until or minimum
     if warranty < minimum:
+        days = policy.bed.modification_warranty_days
         raise Unprocessable(
-            f"warranty must last at least {policy.bed.modification_warranty_days} days",
-            errors=[("warranty_until", f"must be on or after {minimum}")],
+            T(f"质保期至少 {days} 天", f"warranty must last at least {days} days"),
+            errors=[("warranty_until", T(f"不能早于 {minimum}", f"must be on or after {minimum}"))],
         )
     if mod_in.done_on > clock.today():
         raise Unprocessable(
-            "work cannot be done in the future", errors=[("done_on", "must not be in the future")]
+            T("改造完成日期不能晚于今天", "work cannot be done in the future"),
+            errors=[("done_on", T("不能晚于今天", "must not be in the future"))],
         )
     modification = Modification(
         bed_id=bed.id,
@@ -271,11 +315,9 @@ async def add_modification(
     return modification
 
 
-async def modifications(*, session: AsyncSession, bed: Bed) -> list[Modification]:
-    return list(
-        await session.scalars(
-            select(Modification)
-            .where(Modification.bed_id == bed.id)
-            .order_by(Modification.done_on, Modification.id)
-        )
-    )
+async def modifications(
+    *, session: AsyncSession, bed: Bed, cursor: str | None, limit: int
+) -> Page[Modification]:
+    stmt = select(Modification).where(Modification.bed_id == bed.id)
+    key = (Modification.done_on, Modification.id)
+    return await paginate(session, stmt, key=key, cursor=cursor, limit=limit)

@@ -2,13 +2,13 @@ from __future__ import annotations
 
 from datetime import date
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 
 class CalendarDayUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    is_working: bool
+    is_working: StrictBool
     name: str = Field("", max_length=120, examples=["春节", "调休上班"])
 
 

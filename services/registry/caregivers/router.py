@@ -13,6 +13,7 @@ from services.registry.caregivers.schemas import (
 from services.registry.deps import CipherDep
 from services.registry.elders import service as elders
 from shared.auth import CaseWriter, Principal, ScopedReader
+from shared.pagination import Cursor, Limit, Page
 from shared.uow import SessionDep
 
 router = APIRouter(prefix="/v1/elders/{elder_id}/family-caregivers", tags=["family caregivers"])
@@ -41,15 +42,20 @@ async def create_family_caregiver(
     return FamilyCaregiverRead.model_validate(caregiver)
 
 
-@router.get("", response_model=list[FamilyCaregiverRead], summary="The elder's family caregivers")
+@router.get("", response_model=Page[FamilyCaregiverRead], summary="The elder's family caregivers")
 async def list_family_caregivers(
-    elder_id: uuid.UUID, session: SessionDep, principal: Principal = Reader
-) -> list[FamilyCaregiverRead]:
+    elder_id: uuid.UUID,
+    session: SessionDep,
+    principal: Principal = Reader,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> Page[FamilyCaregiverRead]:
     elder = await elders.get(session=session, principal=principal, elder_id=elder_id)
-    return [
-        FamilyCaregiverRead.model_validate(c)
-        for c in await service.list_for(session=session, elder=elder)
-    ]
+    page = await service.list_for(session=session, elder=elder, cursor=cursor, limit=limit)
+    return Page[FamilyCaregiverRead](
+        items=[FamilyCaregiverRead.model_validate(c) for c in page.items],
+        next_cursor=page.next_cursor,
+    )
 
 
 @router.patch(

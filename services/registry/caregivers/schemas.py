@@ -1,36 +1,53 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
-from typing import Literal
+from datetime import date
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, field_validator
 
+from services.registry import vocabulary
 from shared import clock
-from shared.pii import normalize_phone
+from shared.dates import IsoDate
+from shared.i18n import T
+from shared.pii import Phone
 
-Relation = Literal["spouse", "child", "child_in_law", "grandchild", "sibling", "relative", "other"]
+Relation = Literal[
+    "spouse",
+    "child",
+    "child_in_law",
+    "grandchild",
+    "sibling",
+    "relative",
+    "friend",
+    "neighbour",
+    "domestic_helper",
+    "other",
+]
+RelationIn = Annotated[
+    Relation,
+    *vocabulary.field(
+        "relation",
+        "The caregiver's relation to the elder, in the words people use (English or Chinese); "
+        "stored and returned as the code.",
+    ),
+]
 
 
 class FamilyCaregiverCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: str = Field(min_length=1, max_length=64)
-    relation: Relation
-    phone: str = Field(max_length=20)
-    lives_with: bool = Field(description="lives with the elder (共同生活)")
-    trained_on: date | None = Field(None, description="date of the org's care training")
-
-    @field_validator("phone")
-    @classmethod
-    def _phone(cls, v: str) -> str:
-        return normalize_phone(v)
+    relation: RelationIn
+    phone: Phone
+    lives_with: StrictBool = Field(description="lives with the elder (共同生活)")
+    trained_on: IsoDate | None = Field(None, description="date of the org's care training")
 
     @field_validator("trained_on")
     @classmethod
     def _not_future(cls, v: date | None) -> date | None:
         if v is not None and v > clock.today():
-            raise ValueError("must not be in the future")
+            raise ValueError(T("不能晚于今天", "must not be in the future"))
         return v
 
 
@@ -39,9 +56,9 @@ class FamilyCaregiverUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    lives_with: bool | None = None
-    active: bool | None = None
-    trained_on: date | None = None
+    lives_with: StrictBool | None = None
+    active: StrictBool | None = None
+    trained_on: IsoDate | None = None
 
 
 class FamilyCaregiverRead(BaseModel):
@@ -50,9 +67,9 @@ class FamilyCaregiverRead(BaseModel):
     id: uuid.UUID
     elder_id: uuid.UUID
     name: str
-    relation: str
+    relation: Relation
     phone_masked: str
     lives_with: bool
     trained_on: date | None
     active: bool
-    created_at: datetime
+    created_at: AwareDatetime

@@ -11,6 +11,8 @@ from services.registry.caregivers.models import FamilyCaregiver
 from services.registry.caregivers.schemas import FamilyCaregiverCreate, FamilyCaregiverUpdate
 from services.registry.elders.models import Elder
 from shared.errors import NotFound
+from shared.i18n import T
+from shared.pagination import Page, paginate
 from shared.pii import PiiCipher, mask_phone
 
 
@@ -31,13 +33,11 @@ async def create(
     return caregiver
 
 
-async def list_for(*, session: AsyncSession, elder: Elder) -> list[FamilyCaregiver]:
-    rows = await session.scalars(
-        select(FamilyCaregiver)
-        .where(FamilyCaregiver.elder_id == elder.id)
-        .order_by(FamilyCaregiver.created_at)
-    )
-    return list(rows)
+async def list_for(
+    *, session: AsyncSession, elder: Elder, cursor: str | None, limit: int
+) -> Page[FamilyCaregiver]:
+    stmt = select(FamilyCaregiver).where(FamilyCaregiver.elder_id == elder.id)
+    return await paginate(session, stmt, key=FamilyCaregiver.id, cursor=cursor, limit=limit)
 
 
 async def update(
@@ -49,7 +49,9 @@ async def update(
 ) -> FamilyCaregiver:
     caregiver = await session.get(FamilyCaregiver, caregiver_id)
     if caregiver is None or caregiver.elder_id != elder.id:
-        raise NotFound(f"family caregiver {caregiver_id} not found")
+        raise NotFound(
+            T(f"未找到家庭照护者 {caregiver_id}", f"family caregiver {caregiver_id} not found")
+        )
     for name, value in caregiver_in.model_dump(exclude_unset=True).items():
         if value is not None:
             setattr(caregiver, name, value)

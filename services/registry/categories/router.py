@@ -9,6 +9,7 @@ from services.registry.categories.schemas import CategoryCreate, CategoryRead
 from services.registry.elders import service as elders
 from shared import clock
 from shared.auth import Principal, Role, require_roles
+from shared.pagination import Cursor, Limit, Page
 from shared.uow import SessionDep
 
 router = APIRouter(prefix="/v1/elders/{elder_id}/categories", tags=["categories"])
@@ -34,10 +35,17 @@ async def create_category(
     return service.to_read(category, clock.today())
 
 
-@router.get("", response_model=list[CategoryRead], summary="All categories, past and current")
+@router.get("", response_model=Page[CategoryRead], summary="All categories, past and current")
 async def list_categories(
-    elder_id: uuid.UUID, session: SessionDep, principal: Principal = Reader
-) -> list[CategoryRead]:
+    elder_id: uuid.UUID,
+    session: SessionDep,
+    principal: Principal = Reader,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> Page[CategoryRead]:
     elder = await elders.get(session=session, principal=principal, elder_id=elder_id)
     today = clock.today()
-    return [service.to_read(c, today) for c in await service.list_for(session=session, elder=elder)]
+    page = await service.list_for(session=session, elder=elder, cursor=cursor, limit=limit)
+    return Page[CategoryRead](
+        items=[service.to_read(c, today) for c in page.items], next_cursor=page.next_cursor
+    )

@@ -1,10 +1,21 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import date
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    model_validator,
+)
+
+from shared.dates import IsoDate
+from shared.i18n import T
 
 CategoryCode = Literal[
     "extreme_poverty",  # 特困 / 三无
@@ -21,12 +32,12 @@ class CategoryCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     code: CategoryCode
-    valid_from: date
-    valid_to: date | None = None
+    valid_from: IsoDate = Field(description="start of the period; any past date")
+    valid_to: IsoDate | None = None
     grade: StrictInt | None = Field(
         None, ge=1, le=4, description="disability grade (disabled only)"
     )
-    receives_nursing_subsidy: bool = Field(
+    receives_nursing_subsidy: StrictBool = Field(
         False, description="receives the disability nursing subsidy (残疾人护理补贴)"
     )
     evidence_ref: str | None = Field(
@@ -36,11 +47,23 @@ class CategoryCreate(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> CategoryCreate:
         if self.valid_to is not None and self.valid_to < self.valid_from:
-            raise ValueError("valid_to must not be before valid_from")
+            raise ValueError(
+                T("valid_to 不能早于 valid_from", "valid_to must not be before valid_from")
+            )
         if self.code != "disabled" and (self.grade is not None or self.receives_nursing_subsidy):
-            raise ValueError("grade and receives_nursing_subsidy apply to code 'disabled' only")
+            raise ValueError(
+                T(
+                    "grade 与 receives_nursing_subsidy 只适用于 disabled（残疾）",
+                    "grade and receives_nursing_subsidy apply to code 'disabled' only",
+                )
+            )
         if self.code == "disabled" and self.grade is None:
-            raise ValueError("a disabled category needs its grade (1–4)")
+            raise ValueError(
+                T(
+                    "残疾类别须填写残疾等级 grade（1–4）",
+                    "a disabled category needs its grade (1–4)",
+                )
+            )
         return self
 
 
@@ -49,11 +72,11 @@ class CategoryRead(BaseModel):
 
     id: uuid.UUID
     elder_id: uuid.UUID
-    code: str
+    code: CategoryCode
     valid_from: date
     valid_to: date | None
     grade: int | None
     receives_nursing_subsidy: bool
     evidence_ref: str | None
     current: bool = False
-    created_at: datetime
+    created_at: AwareDatetime

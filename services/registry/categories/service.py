@@ -11,6 +11,8 @@ from services.registry.categories.models import Category
 from services.registry.categories.schemas import CategoryCreate, CategoryRead
 from services.registry.elders.models import Elder
 from shared.errors import Conflict
+from shared.i18n import T
+from shared.pagination import Page, paginate
 
 FAR_FUTURE = date(9999, 12, 31)
 
@@ -29,7 +31,11 @@ async def create(*, session: AsyncSession, elder: Elder, category_in: CategoryCr
     )
     if overlapping is not None:
         raise Conflict(
-            f"category {category_in.code} overlaps an existing period", existing_id=str(overlapping)
+            T(
+                f"类别 {category_in.code} 与已有的有效期重叠",
+                f"category {category_in.code} overlaps an existing period",
+            ),
+            existing_id=str(overlapping),
         )
     category = Category(elder_id=elder.id, **category_in.model_dump())
     session.add(category)
@@ -37,13 +43,13 @@ async def create(*, session: AsyncSession, elder: Elder, category_in: CategoryCr
     return category
 
 
-async def list_for(*, session: AsyncSession, elder: Elder) -> list[Category]:
-    rows = await session.scalars(
-        select(Category)
-        .where(Category.elder_id == elder.id)
-        .order_by(Category.code, Category.valid_from)
-    )
-    return list(rows)
+async def list_for(
+    *, session: AsyncSession, elder: Elder, cursor: str | None, limit: int
+) -> Page[Category]:
+    """By start of the period (the order a history is read in), then as recorded."""
+    stmt = select(Category).where(Category.elder_id == elder.id)
+    key = (Category.valid_from, Category.id)
+    return await paginate(session, stmt, key=key, cursor=cursor, limit=limit)
 
 
 def to_read(category: Category, today: date) -> CategoryRead:

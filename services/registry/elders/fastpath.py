@@ -58,7 +58,7 @@ class ElderReadFastPath:
                 pool=self.state.read_pool, principal=principal, elder_id=elder_id
             )
         except Problem as problem:
-            await send_problem(send, problem)
+            await send_problem(send, problem, instance=path)
             return
         body = service.read_json(row, clock.today())
         headers = [*_JSON, (b"content-length", str(len(body)).encode())]

@@ -14,6 +14,7 @@ from services.registry.elders.schemas import (
     ElderUpdate,
     EligibilityRead,
     LivingArrangement,
+    ReasonRead,
     Zone,
 )
 from shared import clock
@@ -23,7 +24,8 @@ from shared.auth import (
     ScopedReader,
     StaffReader,
 )
-from shared.pagination import Cursor, Limit, Page, next_cursor
+from shared.errors import problem_doc
+from shared.pagination import Cursor, Limit, Page
 from shared.uow import SessionDep, get_session
 
 router = APIRouter(prefix="/v1/elders", tags=["elders"])
@@ -38,6 +40,18 @@ Lister = StaffReader
     status_code=201,
     response_model=ElderRead,
     summary="Register an elder (ID number validated, stored encrypted)",
+    description=(
+        "Region roles register elders whose hukou or residence is under their region; an org "
+        "only inside its service area (its registered region and its stations' regions).\n\n"
+        "**Duplicate ID number (409 `id-number-registered`).** A registry that keeps one record "
+        "per person cannot create a second one, so the caller learns that the number is taken "
+        "— and nothing more. Only a caller who may read the existing elder (the scoping rules "
+        "of every read) gets `existing_id`. Everyone else gets one fixed document, the same "
+        "whoever registered the elder and wherever: no id, no name, no region, no hint whether "
+        "the elder is in another district, another org's or an office's record; the way on is "
+        "the civil-affairs office, which may open a bed for the org (and with it, access)."
+    ),
+    responses={409: problem_doc("the ID number is already registered (`existing_id` if yours)")},
 )
 async def create_elder(
     elder_in: ElderCreate, session: SessionDep, cipher: CipherDep, principal: Principal = Writer
@@ -72,7 +86,7 @@ async def list_elders(
         zone=zone,
         living_arrangement=living_arrangement,
     )
-    rows = await service.list_page(
+    page = await service.list_page(
         session=session,
         principal=principal,
         filters=filters,
@@ -81,8 +95,7 @@ async def list_elders(
         today=today,
     )
     return Page[ElderRead](
-        items=[service.to_read(e, today) for e in rows[:limit]],
-        next_cursor=next_cursor(rows, limit),
+        items=[service.to_read(e, today) for e in page.items], next_cursor=page.next_cursor
     )
 
 
@@ -148,5 +161,5 @@ async def bed_eligibility(
         elder_id=elder.id,
         eligible=not reasons,
         policy_code=policy.code,
-        reasons=[r.as_dict() for r in reasons],
+        reasons=[ReasonRead(**r.as_dict()) for r in reasons],
     )

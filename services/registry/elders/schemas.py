@@ -1,14 +1,29 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
-from typing import Literal
+from datetime import date
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    StrictBool,
+    field_validator,
+    model_validator,
+)
 
+from shared.dates import IsoDate
 from shared.geo import Latitude, Longitude
-from shared.pii import normalize_phone, parse_id_number
+from shared.i18n import T
+from shared.pii import Phone, parse_id_number
 from shared.regions import validate_region
+
+# Strict: a number, never a numeric string (the document says `number`).
+Lat = Annotated[Latitude, Strict()]
+Lon = Annotated[Longitude, Strict()]
 
 Zone = Literal["urban", "rural"]
 LivingArrangement = Literal["alone", "couple", "with_family", "with_disabled_dependant"]
@@ -23,7 +38,7 @@ class ElderCreate(BaseModel):
         examples=["350212194501011236"],
     )
     name: str = Field(min_length=1, max_length=64)
-    phone: str | None = Field(None, max_length=20, examples=["13812345678"])
+    phone: Phone | None = None
     hukou_region: str = Field(
         description="6-digit county-level division code of the hukou", examples=["350212"]
     )
@@ -31,21 +46,16 @@ class ElderCreate(BaseModel):
         None, description="6/9/12-digit division code where the elder lives (default: hukou)"
     )
     address: str = Field(min_length=1, max_length=256)
-    lat: Latitude | None = None
-    lon: Longitude | None = None
+    lat: Lat | None = None
+    lon: Lon | None = None
     zone: Zone
     living_arrangement: LivingArrangement
-    lives_at_home: bool = Field(True, description="false when living in an institution")
+    lives_at_home: StrictBool = Field(True, description="false when living in an institution")
 
     @field_validator("id_number")
     @classmethod
     def _id_number(cls, v: str) -> str:
         return parse_id_number(v).number
-
-    @field_validator("phone")
-    @classmethod
-    def _phone(cls, v: str | None) -> str | None:
-        return normalize_phone(v) if v else None
 
     @field_validator("hukou_region")
     @classmethod
@@ -60,7 +70,7 @@ class ElderCreate(BaseModel):
     @model_validator(mode="after")
     def _coordinates_together(self) -> ElderCreate:
         if (self.lat is None) != (self.lon is None):
-            raise ValueError("lat and lon must be given together")
+            raise ValueError(T("lat 与 lon 须同时提供", "lat and lon must be given together"))
         return self
 
 
@@ -68,20 +78,15 @@ class ElderUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: str | None = Field(None, min_length=1, max_length=64)
-    phone: str | None = Field(None, max_length=20)
+    phone: Phone | None = None
     residence_region: str | None = None
     address: str | None = Field(None, min_length=1, max_length=256)
-    lat: Latitude | None = None
-    lon: Longitude | None = None
+    lat: Lat | None = None
+    lon: Lon | None = None
     zone: Zone | None = None
     living_arrangement: LivingArrangement | None = None
-    lives_at_home: bool | None = None
-    deceased_on: date | None = None
-
-    @field_validator("phone")
-    @classmethod
-    def _phone(cls, v: str | None) -> str | None:
-        return normalize_phone(v) if v else None
+    lives_at_home: StrictBool | None = None
+    deceased_on: IsoDate | None = None
 
     @field_validator("residence_region")
     @classmethod
@@ -110,11 +115,18 @@ class ElderRead(BaseModel):
     deceased_on: date | None
     current_level: int | None = Field(None, description="latest assessment level, 0..4")
     reassessment_due_on: date | None
-    created_at: datetime
+    created_at: AwareDatetime
+
+
+class ReasonRead(BaseModel):
+    code: str = Field(
+        description="stable identifier of the failed condition", examples=["lives_alone"]
+    )
+    message: str = Field(description="the reason as a refusal notice states it (zh-CN / en)")
 
 
 class EligibilityRead(BaseModel):
     elder_id: uuid.UUID
     eligible: bool
     policy_code: str
-    reasons: list[dict[str, str]]
+    reasons: list[ReasonRead]

@@ -17,11 +17,23 @@ from services.registry.beds.models import Bed
 from services.registry.categories.models import Category
 from services.registry.elders.models import Elder
 from services.registry.elders.schemas import ElderCreate, ElderRead, ElderUpdate
+from services.registry.orgs import service as orgs
 from shared import audit, fastread, scoping
-from shared.auth import Principal, Role
-from shared.errors import Conflict, Forbidden, NotFound, ServiceUnavailable, Unprocessable
-from shared.pagination import decode_cursor
+from shared.auth import ORG_ROLES, Principal, Role
+from shared.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    ServiceUnavailable,
+    Unprocessable,
+    data_problem,
+    is_data_error,
+)
+from shared.i18n import T
+from shared.pagination import Page, paginate
 from shared.pii import PiiCipher, age_on, mask_id_number, mask_phone, parse_id_number
+
+DUPLICATE_SLUG = "id-number-registered"
 
 
 def scope_clause(principal: Principal) -> ColumnElement[bool]:
@@ -61,31 +73,72 @@ async def get_row(
             {**scoping.scope_params(principal), "elder_id": elder_id},
         )
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        if is_data_error(exc):  # a value PostgreSQL refused: the request's fault
+            raise data_problem() from exc
         raise ServiceUnavailable() from exc
     if row is None:
-        raise NotFound(f"elder {elder_id} not found")
+        raise NotFound(not_found(elder_id))
     return row
+
+
+def not_found(elder_id: uuid.UUID) -> T:
+    return T(f"未找到老人 {elder_id}", f"elder {elder_id} not found")
 
 
 async def get(*, session: AsyncSession, principal: Principal, elder_id: uuid.UUID) -> Elder:
     elder = await session.scalar(readable_statement(principal).where(Elder.id == elder_id))
     if elder is None:
-        raise NotFound(f"elder {elder_id} not found")
+        raise NotFound(not_found(elder_id))
     return elder
 
 
-def _may_create_in(principal: Principal, elder_in: ElderCreate) -> bool:
-    if principal.region is None:
-        return True
-    residence = elder_in.residence_region or elder_in.hukou_region
-    return principal.in_region(elder_in.hukou_region) or principal.in_region(residence)
+async def _check_area(session: AsyncSession, principal: Principal, elder_in: ElderCreate) -> None:
+    """Region roles register elders under their prefix; an org only inside its service area
+    (its registered region and its stations' regions, ``orgs.service_area``) — by hukou or
+    residence, the same two codes that scope every read."""
+    codes = (elder_in.hukou_region, elder_in.residence_region or elder_in.hukou_region)
+    if principal.role in ORG_ROLES:
+        assert principal.org is not None
+        area = await orgs.service_area(session=session, org_id=principal.org)
+        if not any(code.startswith(prefix) for code in codes for prefix in area):
+            served = "、".join(area) or "—"
+            raise Forbidden(
+                T(
+                    f"地区 {elder_in.hukou_region} 不在本机构服务区域（{served}）内",
+                    f"region {elder_in.hukou_region} is outside your service area "
+                    f"({', '.join(area) or 'none'})",
+                )
+            )
+    elif principal.region is not None and not any(principal.in_region(c) for c in codes):
+        raise Forbidden(
+            T(
+                f"地区 {elder_in.hukou_region} 不在你的管辖范围 {principal.region} 内",
+                f"region {elder_in.hukou_region} is outside your region {principal.region}",
+            )
+        )
+
+
+def duplicate(existing: uuid.UUID | None) -> Conflict:
+    """The 409 for an ID number already registered. Only a caller who may read that elder
+    learns its id; to anyone else the answer is the same fixed document — no id, no region,
+    no name, nothing about who registered it (see the route's description)."""
+    extra = {"existing_id": str(existing)} if existing is not None else {}
+    return Conflict(
+        T(
+            "该身份证号已登记。如需为此老人服务，请联系老人户籍或居住地的民政部门",
+            "an elder with this ID number is already registered; to serve this elder, ask the "
+            "civil-affairs office of the elder's hukou or residence",
+        ),
+        slug=DUPLICATE_SLUG,
+        title=T("身份证号已登记", "ID number already registered"),
+        **extra,
+    )
 
 
 async def create(
     *, session: AsyncSession, principal: Principal, cipher: PiiCipher, elder_in: ElderCreate
 ) -> Elder:
-    if not _may_create_in(principal, elder_in):
-        raise Forbidden(f"region {elder_in.hukou_region} is outside your region {principal.region}")
+    await _check_area(session, principal, elder_in)
     card = parse_id_number(elder_in.id_number)
     lookup = cipher.lookup_hash(card.number)
     existing = await session.scalar(select(Elder.id).where(Elder.id_number_hash == lookup))
@@ -93,8 +146,7 @@ async def create(
         readable = await session.scalar(
             select(Elder.id).where(Elder.id == existing, scope_clause(principal))
         )
-        extra = {"existing_id": str(existing)} if readable else {}
-        raise Conflict("an elder with this ID number is already registered", **extra)
+        raise duplicate(existing if readable else None)
     elder = Elder(
         id_number_enc=cipher.encrypt(card.number, context=b"elder.id_number"),
         id_number_hash=lookup,
@@ -134,8 +186,13 @@ async def update(
     if moved_to and moved_to != elder.residence_region:
         # A move changes who is responsible and which local policy applies: only a civil
         # affairs office covering the destination records it, and it is audited.
-        if principal.role in (Role.org_admin, Role.caregiver) or not principal.in_region(moved_to):
-            raise Forbidden(f"only an office covering {moved_to} may move an elder there")
+        if principal.role in ORG_ROLES or not principal.in_region(moved_to):
+            raise Forbidden(
+                T(
+                    f"只有管辖 {moved_to} 的民政部门可以把老人迁往该地",
+                    f"only an office covering {moved_to} may move an elder there",
+                )
+            )
         await audit.record(
             session,
             service="registry",
@@ -154,7 +211,10 @@ async def update(
             continue
         setattr(elder, name, value)
     if (elder.lat is None) != (elder.lon is None):
-        raise Unprocessable("lat and lon must be set together", errors=[("lat", "set with lon")])
+        raise Unprocessable(
+            T("lat 与 lon 须同时设置", "lat and lon must be set together"),
+            errors=[("lat", T("须与 lon 同时设置", "set with lon"))],
+        )
     await session.flush()
     return elder
 
@@ -178,7 +238,7 @@ async def list_page(
     cursor: str | None,
     limit: int,
     today: date,
-) -> list[Elder]:
+) -> Page[Elder]:
     stmt = readable_statement(principal)
     if filters.region:
         stmt = stmt.where(
@@ -209,11 +269,7 @@ async def list_page(
                 Bed.status.in_(("applied", "active", "suspended")),
             )
         )
-    after = decode_cursor(cursor)
-    if after is not None:
-        stmt = stmt.where(Elder.id > after)
-    rows = await session.scalars(stmt.order_by(Elder.id).limit(limit + 1))
-    return list(rows)
+    return await paginate(session, stmt, key=Elder.id, cursor=cursor, limit=limit)
 
 
 READ_COLUMNS = (
@@ -274,7 +330,12 @@ async def reveal(
         read.phone = cipher.decrypt(elder.phone_enc, context=b"elder.phone")
         fields.append("phone")
     if not fields:
-        raise Forbidden(f"role {principal.role} may not see this elder's personal data in clear")
+        raise Forbidden(
+            T(
+                f"角色 {principal.role} 无权查看老人的个人信息明文",
+                f"role {principal.role} may not see this elder's personal data in clear",
+            )
+        )
     await audit.record(
         session,
         service="registry",

@@ -19,7 +19,8 @@ from services.registry.orgs.schemas import (
 from shared import clock
 from shared.auth import Principal, Role, StaffReader, require_roles
 from shared.errors import Forbidden
-from shared.pagination import Cursor, Limit, Page, next_cursor
+from shared.i18n import T
+from shared.pagination import Cursor, Limit, Page
 from shared.uow import SessionDep
 
 router = APIRouter(tags=["orgs"])
@@ -34,13 +35,18 @@ StaffEditor = require_roles(Role.admin, Role.org_admin, Role.caregiver)
     "/v1/orgs",
     status_code=201,
     response_model=OrgRead,
-    summary="Register a service organisation (credit code checked)",
+    summary="Register a service organisation (credit code checked; region from it by default)",
 )
 async def create_org(
     org_in: OrgCreate, session: SessionDep, principal: Principal = Admin
 ) -> OrgRead:
     if not principal.in_region(org_in.region):
-        raise Forbidden(f"region {org_in.region} is outside your region {principal.region}")
+        raise Forbidden(
+            T(
+                f"地区 {org_in.region} 不在你的管辖范围 {principal.region} 内",
+                f"region {org_in.region} is outside your region {principal.region}",
+            )
+        )
     return OrgRead.model_validate(await service.create(session=session, org_in=org_in))
 
 
@@ -48,10 +54,9 @@ async def create_org(
 async def list_orgs(
     session: SessionDep, principal: Principal = Reader, cursor: Cursor = None, limit: Limit = 50
 ) -> Page[OrgRead]:
-    rows = await service.list_page(session=session, principal=principal, cursor=cursor, limit=limit)
+    page = await service.list_page(session=session, principal=principal, cursor=cursor, limit=limit)
     return Page[OrgRead](
-        items=[OrgRead.model_validate(o) for o in rows[:limit]],
-        next_cursor=next_cursor(rows, limit),
+        items=[OrgRead.model_validate(o) for o in page.items], next_cursor=page.next_cursor
     )
 
 
@@ -79,14 +84,21 @@ async def create_station(
     return StationRead.model_validate(station)
 
 
-@router.get("/v1/orgs/{org_id}/stations", response_model=list[StationRead])
+@router.get(
+    "/v1/orgs/{org_id}/stations", response_model=Page[StationRead], summary="The org's stations"
+)
 async def list_stations(
-    org_id: uuid.UUID, session: SessionDep, principal: Principal = Reader
-) -> list[StationRead]:
+    org_id: uuid.UUID,
+    session: SessionDep,
+    principal: Principal = Reader,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> Page[StationRead]:
     org = await service.get(session=session, principal=principal, org_id=org_id)
-    return [
-        StationRead.model_validate(s) for s in await service.list_stations(session=session, org=org)
-    ]
+    page = await service.list_stations(session=session, org=org, cursor=cursor, limit=limit)
+    return Page[StationRead](
+        items=[StationRead.model_validate(s) for s in page.items], next_cursor=page.next_cursor
+    )
 
 
 @router.post(
@@ -107,20 +119,24 @@ async def create_staff(
     return service.staff_to_read(staff, clock.today())
 
 
-@router.get("/v1/orgs/{org_id}/staff", response_model=list[StaffRead])
+@router.get("/v1/orgs/{org_id}/staff", response_model=Page[StaffRead], summary="The org's staff")
 async def list_staff(
     org_id: uuid.UUID,
     session: SessionDep,
     principal: Principal = Reader,
     on_duty: bool | None = None,
     role: StaffRole | None = None,
-) -> list[StaffRead]:
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> Page[StaffRead]:
     org = await service.get(session=session, principal=principal, org_id=org_id)
     today = clock.today()
-    return [
-        service.staff_to_read(s, today)
-        for s in await service.list_staff(session=session, org=org, on_duty=on_duty, role=role)
-    ]
+    page = await service.list_staff(
+        session=session, org=org, on_duty=on_duty, role=role, cursor=cursor, limit=limit
+    )
+    return Page[StaffRead](
+        items=[service.staff_to_read(s, today) for s in page.items], next_cursor=page.next_cursor
+    )
 
 
 @router.get("/v1/staff/{staff_id}", response_model=StaffRead)
@@ -147,6 +163,8 @@ async def update_staff(
     if principal.role is Role.caregiver and (
         principal.staff != staff.id or staff_in.model_fields_set - {"on_duty"}
     ):
-        raise Forbidden("caregivers may only change their own on_duty status")
+        raise Forbidden(
+            T("护理员只能修改自己的在岗状态", "caregivers may only change their own on_duty status")
+        )
     staff = await service.update_staff(session=session, staff=staff, staff_in=staff_in)
     return service.staff_to_read(staff, clock.today())

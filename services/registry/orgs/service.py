@@ -19,7 +19,8 @@ from services.registry.orgs.schemas import (
 from shared import scoping
 from shared.auth import Principal
 from shared.errors import Conflict, NotFound, Unprocessable
-from shared.pagination import decode_cursor
+from shared.i18n import T
+from shared.pagination import Page, paginate
 from shared.pii import PiiCipher, mask_phone
 
 
@@ -34,13 +35,18 @@ def readable_statement(principal: Principal) -> Select[tuple[Org]]:
 async def get(*, session: AsyncSession, principal: Principal, org_id: uuid.UUID) -> Org:
     org = await session.scalar(readable_statement(principal).where(Org.id == org_id))
     if org is None:
-        raise NotFound(f"org {org_id} not found")
+        raise NotFound(T(f"未找到机构 {org_id}", f"org {org_id} not found"))
     return org
 
 
 async def create(*, session: AsyncSession, org_in: OrgCreate) -> Org:
     if await session.scalar(select(Org.id).where(Org.credit_code == org_in.credit_code)):
-        raise Conflict("an org with this credit code is already registered")
+        raise Conflict(
+            T(
+                "该统一社会信用代码的机构已登记",
+                "an org with this credit code is already registered",
+            )
+        )
     org = Org(
         **org_in.model_dump(mode="json")
         | {"medical_license_valid_until": org_in.medical_license_valid_until}
@@ -52,12 +58,9 @@ async def create(*, session: AsyncSession, org_in: OrgCreate) -> Org:
 
 async def list_page(
     *, session: AsyncSession, principal: Principal, cursor: str | None, limit: int
-) -> list[Org]:
+) -> Page[Org]:
     stmt = readable_statement(principal)
-    after = decode_cursor(cursor)
-    if after is not None:
-        stmt = stmt.where(Org.id > after)
-    return list(await session.scalars(stmt.order_by(Org.id).limit(limit + 1)))
+    return await paginate(session, stmt, key=Org.id, cursor=cursor, limit=limit)
 
 
 async def create_station(*, session: AsyncSession, org: Org, station_in: StationCreate) -> Station:
@@ -67,10 +70,23 @@ async def create_station(*, session: AsyncSession, org: Org, station_in: Station
     return station
 
 
-async def list_stations(*, session: AsyncSession, org: Org) -> list[Station]:
-    return list(
-        await session.scalars(select(Station).where(Station.org_id == org.id).order_by(Station.id))
+async def list_stations(
+    *, session: AsyncSession, org: Org, cursor: str | None, limit: int
+) -> Page[Station]:
+    stmt = select(Station).where(Station.org_id == org.id)
+    return await paginate(session, stmt, key=Station.id, cursor=cursor, limit=limit)
+
+
+async def service_area(*, session: AsyncSession, org_id: uuid.UUID) -> list[str]:
+    """The division-code prefixes an org serves: where it is registered, and where each of
+    its stations is (a district org may run a station across the border)."""
+    org_region = await session.scalar(select(Org.region).where(Org.id == org_id))
+    if org_region is None:
+        return []
+    stations = await session.scalars(
+        select(Station.region).where(Station.org_id == org_id, Station.region.is_not(None))
     )
+    return list(dict.fromkeys([org_region, *(r for r in stations if r)]))
 
 
 async def get_station(
@@ -79,8 +95,11 @@ async def get_station(
     station = await session.get(Station, station_id)
     if station is None or station.org_id != org_id:
         raise Unprocessable(
-            f"station {station_id} is not a station of org {org_id}",
-            errors=[(field, "not a station of this org")],
+            T(
+                f"服务站 {station_id} 不属于机构 {org_id}",
+                f"station {station_id} is not a station of org {org_id}",
+            ),
+            errors=[(field, T("不是本机构的服务站", "not a station of this org"))],
         )
     return station
 
@@ -115,19 +134,25 @@ async def get_staff(*, session: AsyncSession, principal: Principal, staff_id: uu
         select(Staff).where(Staff.id == staff_id, staff_scope_clause(principal))
     )
     if staff is None:
-        raise NotFound(f"staff {staff_id} not found")
+        raise NotFound(T(f"未找到工作人员 {staff_id}", f"staff {staff_id} not found"))
     return staff
 
 
 async def list_staff(
-    *, session: AsyncSession, org: Org, on_duty: bool | None, role: str | None
-) -> list[Staff]:
+    *,
+    session: AsyncSession,
+    org: Org,
+    on_duty: bool | None,
+    role: str | None,
+    cursor: str | None,
+    limit: int,
+) -> Page[Staff]:
     stmt = select(Staff).where(Staff.org_id == org.id)
     if on_duty is not None:
         stmt = stmt.where(Staff.on_duty.is_(on_duty))
     if role:
         stmt = stmt.where(Staff.role == role)
-    return list(await session.scalars(stmt.order_by(Staff.id)))
+    return await paginate(session, stmt, key=Staff.id, cursor=cursor, limit=limit)
 
 
 async def update_staff(*, session: AsyncSession, staff: Staff, staff_in: StaffUpdate) -> Staff:

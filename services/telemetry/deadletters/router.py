@@ -9,7 +9,8 @@ from fastapi import APIRouter, Query
 from services.telemetry.deadletters import service
 from services.telemetry.deadletters.schemas import DeadLetterRead
 from shared.auth import Principal, Role, platform_wide, require_roles
-from shared.pagination import Limit
+from shared.dates import IsoDateTime
+from shared.pagination import Cursor, Limit, Page
 from shared.uow import SessionDep
 
 router = APIRouter(tags=["dead letters"])
@@ -19,15 +20,24 @@ Ops = require_roles(Role.admin)
 
 @router.get(
     "/v1/dead-letters",
-    response_model=list[DeadLetterRead],
-    summary="Messages the ingest refused, with the reason (ops)",
+    response_model=Page[DeadLetterRead],
+    summary="Messages the ingest refused, newest first, with the reason (ops)",
 )
 async def dead_letters(
     session: SessionDep,
     principal: Principal = Ops,
     reason: Annotated[str | None, Query(max_length=32)] = None,
+    since: Annotated[
+        IsoDateTime | None, Query(description="received at or after (RFC 3339 with an offset)")
+    ] = None,
+    until: Annotated[IsoDateTime | None, Query(description="received before")] = None,
+    cursor: Cursor = None,
     limit: Limit = 100,
-) -> list[DeadLetterRead]:
+) -> Page[DeadLetterRead]:
     platform_wide(principal)  # dead letters hold raw payloads from every region
-    rows = await service.dead_letters(session=session, reason=reason, limit=limit)
-    return [DeadLetterRead.of(r) for r in rows]
+    page = await service.dead_letters(
+        session=session, reason=reason, since=since, until=until, cursor=cursor, limit=limit
+    )
+    return Page[DeadLetterRead](
+        items=[DeadLetterRead.of(r) for r in page.items], next_cursor=page.next_cursor
+    )

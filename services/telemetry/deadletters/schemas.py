@@ -1,20 +1,20 @@
 from __future__ import annotations
 
-from datetime import datetime
+from typing import Any
 
-from pydantic import BaseModel
+from pydantic import AwareDatetime, BaseModel
 
 
 class DeadLetterRead(BaseModel):
     id: int
-    received_at: datetime
+    received_at: AwareDatetime
     topic: str
     reason: str
     detail: str
     payload_preview: str
 
     @classmethod
-    def of(cls, row) -> DeadLetterRead:
+    def of(cls, row: Any) -> DeadLetterRead:
         return cls(
             id=row.id,
             received_at=row.received_at,
