@@ -23,7 +23,6 @@ PROBES = {"/healthz", "/readyz", "/metrics"}
 # Found in files other helpers own (reported): operations whose 200 is still a bare array or
 # has no schema. The test fails on any *other* such operation.
 KNOWN_BARE_ARRAYS = {
-    ("telemetry", "get", "/v1/alerts/{alert_id}/history"),
     ("telemetry", "get", "/v1/devices/{device_id}/events"),
 }
 KNOWN_UNTYPED = {

@@ -14,6 +14,7 @@ from services.registry.devices.schemas import (
     DeviceStatus,
 )
 from shared.auth import Principal, Role, StaffReader, require_roles
+from shared.errors import problem_doc
 from shared.ids import DEVICE_ID_PATTERN
 from shared.pagination import Cursor, Limit, Page, next_cursor
 from shared.uow import SessionDep
@@ -87,7 +88,7 @@ async def get_device(
         "`also_retired`). Each retirement is audited with who, when and the reason. "
         "409 when already retired."
     ),
-    responses={404: {"description": "not in your scope"}, 409: {"description": "retired"}},
+    responses={404: problem_doc("not in your scope"), 409: problem_doc("already retired")},
 )
 async def retire_device(
     device_id: Annotated[str, Path(pattern=DEVICE_ID_PATTERN)],

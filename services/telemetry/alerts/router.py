@@ -5,7 +5,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
-from pydantic import AwareDatetime
 
 from services.telemetry.alerts import service, stream
 from services.telemetry.alerts.schemas import (
@@ -18,6 +17,7 @@ from services.telemetry.alerts.schemas import (
     Severity,
 )
 from shared.auth import Principal, ScopedReader, StaffReader
+from shared.dates import IsoDateTime
 from shared.errors import Unprocessable
 from shared.i18n import T
 from shared.pagination import Cursor, Limit, Page
@@ -39,7 +39,7 @@ async def list_alerts(
     kind: AlertKind | None = None,
     elder_id: uuid.UUID | None = None,
     since: Annotated[
-        AwareDatetime | None, Query(description="raised at or after; RFC 3339 with an offset")
+        IsoDateTime | None, Query(description="raised at or after; RFC 3339 with an offset")
     ] = None,
     cursor: Cursor = None,
     limit: Limit = 50,
