@@ -23,9 +23,9 @@ async def conn(database_url):
 
 
 async def run(conn, pipeline, *messages, at: datetime | None = None):
+    """As the worker does: one transaction, metrics counted once it has committed."""
     received = at or datetime.now(UTC)
-    async with conn.transaction():
-        return await pipeline.process(conn, [Message(t, p, received) for t, p in messages])
+    return await pipeline.commit(conn, [Message(t, p, received) for t, p in messages])
 
 
 async def test_emergency_raises_one_critical_alert_with_outbox(registry, conn):
