@@ -135,7 +135,6 @@ class IngestWorker:
         self.deferred: deque[Message] = deque()  # urgent copies a bulk-only process keeps
         self.shared: bool | None = settings.mqtt_shared
         self.stored = 0
-        self.safety_net_done = 0  # safety-net copies taken up (stored, or found stored)
         links = {
             "bulk": Link("bulk", self.client_id, (SHARED_TOPIC,), (PLAIN_TOPIC,)),
             "urgent": Link(
@@ -330,7 +329,6 @@ class IngestWorker:
                 due.append(self.deferred.popleft())
             if due:
                 await self._commit(pool, due, "deferred")
-                self.safety_net_done += len(due)
             await asyncio.sleep(0.2)
 
     async def _commit(self, pool: asyncpg.Pool, batch: list[Message], consumer: str) -> None:
