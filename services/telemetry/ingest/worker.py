@@ -63,7 +63,11 @@ log = logging.getLogger(__name__)
 SHARED_TOPIC = "$share/ingest/eldercare/v1/#"
 PLAIN_TOPIC = "eldercare/v1/#"
 SHED = Counter("eldercare_ingest_shed_total", "messages shed under overload", ["event"])
-QUEUE = Gauge("eldercare_ingest_queue", "messages waiting", ["queue"])
+QUEUE = Gauge(
+    "eldercare_ingest_queue",
+    "messages waiting (urgent, bulk, deferred safety-net copies) or being stored (storing)",
+    ["queue"],
+)
 SUBSCRIBED = Gauge("eldercare_ingest_subscribed", "1 while the link is subscribed", ["link"])
 URGENT_SUFFIXES = (*(f"/{e}" for e in contract.URGENT), "/status")
 URGENT_FILTERS = (
@@ -151,9 +155,11 @@ class IngestWorker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._urgent_ready = asyncio.Event()
         self._bulk_ready = asyncio.Event()
+        self._storing: dict[str, int] = {}  # consumer → messages in its open transaction
         for name in ("urgent", "bulk", "deferred"):
             queue = getattr(self, name)
             QUEUE.labels(name).set_function(lambda q=queue: len(q))
+        QUEUE.labels("storing").set_function(lambda: sum(self._storing.values()))
 
     # --- paho thread -------------------------------------------------------------------
     def _on_connect(self, client, link: Link, flags, reason_code, properties) -> None:
@@ -317,7 +323,11 @@ class IngestWorker:
                 while len(batch) < limit:
                     batch.append(queue.popleft())
             if batch:
-                await self._commit(pool, batch, consumer)
+                self._storing[consumer] = len(batch)
+                try:
+                    await self._commit(pool, batch, consumer)
+                finally:
+                    self._storing[consumer] = 0
 
     async def _consume_deferred(self, pool: asyncpg.Pool) -> None:
         """The bulk-only safety net: urgent copies, taken up once the urgent process had
@@ -328,7 +338,11 @@ class IngestWorker:
             while self.deferred and self.deferred[0].received_at <= cutoff:
                 due.append(self.deferred.popleft())
             if due:
-                await self._commit(pool, due, "deferred")
+                self._storing["deferred"] = len(due)
+                try:
+                    await self._commit(pool, due, "deferred")
+                finally:
+                    self._storing["deferred"] = 0
             await asyncio.sleep(0.2)
 
     async def _commit(self, pool: asyncpg.Pool, batch: list[Message], consumer: str) -> None:
