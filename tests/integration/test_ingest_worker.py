@@ -225,3 +225,5 @@ def test_every_queue_has_a_gauge(settings):
         assert _sample("eldercare_ingest_queue", queue=name) == 3
         getattr(worker, name).clear()
         assert _sample("eldercare_ingest_queue", queue=name) == 0
+    worker._storing["bulk"] = 500  # a batch in its open transaction
+    assert _sample("eldercare_ingest_queue", queue="storing") == 500
