@@ -11,6 +11,12 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICE_PORTS = {"registry": 8001, "subsidy": 8002, "dispatch": 8003, "telemetry": 8004}
+# QoS 1 messages the broker sends one ingest connection before it waits for acks (Mosquitto
+# `max_inflight_messages`: deploy/mosquitto/mosquitto.conf and shared/embedded.py use this
+# value). It is the most the worker ever holds, and it must exceed ingest_queue_max +
+# ingest_batch_max with room to spare, or the worker's queue can never fill and overload is
+# shed by the broker — blind to emergencies — instead of by the worker.
+MQTT_MAX_INFLIGHT = 10_000
 
 
 class Settings(BaseSettings):
@@ -46,7 +52,10 @@ class Settings(BaseSettings):
     ingest_client_id: str | None = None
     ingest_batch_max: int = 500
     ingest_flush_ms: int = 50
-    ingest_queue_max: int = 20_000
+    # Bulk messages waiting to be stored; beyond it the oldest non-urgent one is shed. Half the
+    # in-flight window: the other half is the batch being stored and the urgent messages.
+    ingest_queue_max: int = 5_000
+    mqtt_max_inflight: int = MQTT_MAX_INFLIGHT  # what the broker is configured with
     # Prometheus /metrics of the ingest process (it has no HTTP API of its own); 0 = off.
     ingest_metrics_port: int = 9108
     telemetry_retention_days: int = 400

@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from shared.config import MQTT_MAX_INFLIGHT
+
 log = logging.getLogger(__name__)
 
 PG_USER = "postgres"
@@ -231,7 +233,9 @@ class EmbeddedBroker:
             "persistence false",
             "set_tcp_nodelay true",
             "max_queued_messages 100000",
-            "max_inflight_messages 1000",  # as in deploy/mosquitto/mosquitto.conf
+            # as in deploy/mosquitto/mosquitto.conf: more than the ingest queue holds, so that
+            # the worker (which never sheds an emergency) decides what overload drops
+            f"max_inflight_messages {MQTT_MAX_INFLIGHT}",
             f"user {getpass.getuser()}",
             "log_dest stderr",
             "log_type error",

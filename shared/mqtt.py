@@ -48,6 +48,9 @@ def new_client(
     )
     if address.username:
         client.username_pw_set(address.username, address.password)
+    # paho's window limits only what this client publishes. What it *receives* in flight is
+    # the broker's max_inflight_messages (shared.config.MQTT_MAX_INFLIGHT), MQTT 3.1.1 having
+    # no receive maximum for the client to announce.
     client.max_inflight_messages_set(1000)
     client.max_queued_messages_set(0)
     return client

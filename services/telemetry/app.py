@@ -12,6 +12,7 @@ from services.telemetry.alerts.stream import Broadcaster
 from services.telemetry.deadletters.router import router as dead_letters
 from services.telemetry.events.router import router as events
 from services.telemetry.gateways.router import router as gateways
+from services.telemetry.ingest.health import check_recorded
 from services.telemetry.monitoring.router import router as monitoring
 from shared import app as app_factory
 from shared.config import Settings, get_settings
@@ -35,6 +36,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         writer.close()
         await writer.wait_closed()
 
+    async def check_ingest(request) -> None:
+        # Red while an ingest process reports (fresh row) that it cannot store: ops see it
+        # here and on the ingest's own /readyz, without reading logs.
+        await check_recorded(request.app.state.read_pool)
+
     return app_factory.create_app(
         service="telemetry",
         title="Eldercare telemetry",
@@ -43,5 +49,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings=settings,
         on_startup=[start_broadcaster],
         on_shutdown=[stop_broadcaster],
-        ready_checks={"broker": check_broker},
+        ready_checks={"broker": check_broker, "ingest": check_ingest},
     )

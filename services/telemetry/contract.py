@@ -2,23 +2,43 @@
 
 ``parse`` turns (topic, payload bytes) into ``Event`` records or raises ``Refused`` with a
 machine-readable reason; it never raises anything else, whatever the bytes.
+
+Which events each device kind may send, and how far ahead of the arrival time a device
+timestamp may be, are data: ``device_events.yaml`` beside this module.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, ValidationError
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    ValidationError,
+)
 
 PREFIX = "eldercare/v1/"
 MAX_PAYLOAD = 64 * 1024
 MAX_BATCH = 500
 EVENTS = ("emergency", "fall", "vitals", "motion", "door", "bed", "heartbeat")
 URGENT = frozenset({"emergency", "fall"})
+DEVICE_EVENTS_FILE = Path(__file__).with_name("device_events.yaml")
+# Flags an urgent event may carry instead of being refused (a person must still hear of it).
+TS_IN_FUTURE = "ts_in_future"
+NOT_ALLOWED = "event_not_allowed_for_device_kind"
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 
 Number = StrictInt | StrictFloat
@@ -33,15 +53,47 @@ class Refused(Exception):
         self.detail = detail[:500]
 
 
+# RFC 3339 date-time (section 5.6), offset required. ASCII digits only: ``\\d`` would let
+# other scripts' digits through to ``fromisoformat``.
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+def _timestamp(value: Any) -> datetime:
+    """``ts`` as the contract says: an RFC 3339 string with an offset, in UTC. Never an epoch
+    number (pydantic would take one as seconds — or milliseconds — silently) and never a
+    local time without an offset."""
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+        raise ValueError("ts must be an RFC 3339 date-time with an offset")
+    try:
+        return datetime.fromisoformat(value.upper()).astimezone(UTC)
+    except (ValueError, OverflowError):  # 2026-02-30, 24:00 offsets, year 1 minus an hour …
+        raise ValueError("ts is not a valid date-time") from None
+
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL text and jsonb cannot hold U+0000: refused here, as bad input, instead of
+    # failing the whole transaction later.
+    if "\x00" in value:
+        raise ValueError("text must not contain NUL characters")
+    return value
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_timestamp)]
+Text = Annotated[str, AfterValidator(_no_nul)]
+
+
 class _Base(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    msg_id: str = Field(min_length=1, max_length=64)
-    ts: datetime
+    msg_id: Annotated[Text, Field(min_length=1, max_length=64)]
+    ts: Timestamp
 
 
 class Emergency(_Base):
-    button: str = Field("main", max_length=32)
+    button: Annotated[Text, Field(max_length=32)] = "main"
 
 
 class Fall(_Base):
@@ -58,7 +110,7 @@ class Vitals(_Base):
 
 
 class Motion(_Base):
-    room: str = Field(min_length=1, max_length=32)
+    room: Annotated[Text, Field(min_length=1, max_length=32)]
     state: Literal["active", "idle"]
 
 
@@ -95,6 +147,38 @@ class Event:
     msg_id: str
     device_ts: datetime
     data: dict[str, Any]  # the validated fields, without msg_id/ts
+    flags: tuple[str, ...] = ()  # what an urgent event got away with (``TS_IN_FUTURE``)
+    index: int | None = None  # position in its batch, for dead letters of batch items
+
+
+@dataclass(frozen=True)
+class DeviceEvents:
+    """``device_events.yaml``: the events each device kind may send, and the ``ts`` bound."""
+
+    kinds: dict[str, frozenset[str]]
+    ts_max_ahead: timedelta
+
+    def allowed(self, kind: str, event: str) -> bool:
+        return event in self.kinds.get(kind, frozenset())
+
+
+def load_device_events(path: Path = DEVICE_EVENTS_FILE) -> DeviceEvents:
+    raw = yaml.safe_load(path.read_text("utf-8"))
+    kinds = {kind: frozenset(events) for kind, events in raw["kinds"].items()}
+    unknown = {e for events in kinds.values() for e in events} - set(EVENTS)
+    if unknown:
+        raise ValueError(f"{path.name}: unknown events {sorted(unknown)}")
+    return DeviceEvents(kinds, timedelta(seconds=int(raw["ts_max_ahead_s"])))
+
+
+@cache
+def device_events() -> DeviceEvents:
+    return load_device_events()
+
+
+def allowed(kind: str, event: str) -> bool:
+    """May a device of ``kind`` send ``event``?"""
+    return device_events().allowed(kind, event)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +208,38 @@ def split_topic(topic: str) -> tuple[str, str | None, str]:
     return _check_id(gateway, "gateway"), _check_id(device, "device"), event
 
 
-def _validate(gateway: str, device: str, event: str, obj: Any) -> Event:
+def topic_event(topic: str) -> str | None:
+    """The event a topic names (``emergency``, ``batch``, …) whether or not the rest is valid:
+    a refused emergency must still be recognised as one."""
+    return topic.rsplit("/", 1)[-1] if topic.startswith(PREFIX) else None
+
+
+_URGENT_MARKERS = tuple(f'"{e}"'.encode() for e in sorted(URGENT))
+
+
+def carries_urgent(topic: str, payload: bytes) -> bool:
+    """Might this message carry an emergency or a fall — alone, or inside a batch, valid or
+    not? A byte check, no JSON parsing on the common path; when unsure, yes."""
+    event = topic_event(topic)
+    if event in URGENT:
+        return True
+    if event != "batch":
+        return False
+    if any(marker in payload for marker in _URGENT_MARKERS):
+        return True
+    if b"\\u" not in payload:
+        return False
+    # JSON escapes could spell "fall" without the bytes f-a-l-l: look properly.
+    try:
+        items = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(items, list) and any(item_event(i) in URGENT for i in items)
+
+
+def _validate(
+    gateway: str, device: str, event: str, obj: Any, received_at: datetime, index: int | None
+) -> Event:
     if not isinstance(obj, dict):
         raise Refused("not_an_object", f"{event} payload must be a JSON object")
     try:
@@ -144,15 +259,19 @@ def _validate(gateway: str, device: str, event: str, obj: Any) -> Event:
             else "invalid_field"
         )
         raise Refused(kind, f"{where}: {first['msg']}") from None
-    if model.ts.tzinfo is None:
-        raise Refused("invalid_field", "ts must carry a UTC offset (RFC 3339)")
     data = model.model_dump(exclude={"msg_id", "ts"}, exclude_none=True)
     if event == "vitals":
         if not data:
             raise Refused("invalid_field", "vitals carry no reading")
         if any(isinstance(v, float) and not math.isfinite(v) for v in data.values()):
             raise Refused("out_of_range", "non-finite reading")
-    return Event(gateway, device, event, model.msg_id, model.ts.astimezone(UTC), data)
+    flags: tuple[str, ...] = ()
+    ahead = model.ts - received_at
+    if ahead > device_events().ts_max_ahead:
+        if event not in URGENT:
+            raise Refused(TS_IN_FUTURE, f"ts is {ahead.total_seconds():.0f} s ahead of arrival")
+        flags = (TS_IN_FUTURE,)
+    return Event(gateway, device, event, model.msg_id, model.ts, data, flags, index)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,11 +283,15 @@ class RefusedItem:
     refused: Refused
 
 
-def parse(topic: str, payload: bytes) -> list[Event | RefusedItem] | Status:
+def parse(
+    topic: str, payload: bytes, *, received_at: datetime | None = None
+) -> list[Event | RefusedItem] | Status:
     """Events carried by one MQTT message (several for ``…/batch``), or a gateway status.
 
     A malformed message raises ``Refused``; in a well-formed batch, each bad item comes back
-    as a ``RefusedItem`` among the good events."""
+    as a ``RefusedItem`` among the good events. ``received_at`` (default: now) is what a
+    device timestamp is compared with."""
+    received_at = received_at or datetime.now(UTC)
     if len(payload) > MAX_PAYLOAD:
         raise Refused("too_large", f"{len(payload)} bytes > {MAX_PAYLOAD}")
     gateway, device, event = split_topic(topic)
@@ -182,7 +305,7 @@ def parse(topic: str, payload: bytes) -> list[Event | RefusedItem] | Status:
     except orjson.JSONDecodeError as exc:
         raise Refused("malformed_json", str(exc)) from None
     if device is not None:
-        return [_validate(gateway, device, event, obj)]
+        return [_validate(gateway, device, event, obj, received_at, None)]
     if not isinstance(obj, list) or not obj:
         raise Refused("not_an_object", "a batch must be a non-empty JSON array")
     if len(obj) > MAX_BATCH:
@@ -190,16 +313,22 @@ def parse(topic: str, payload: bytes) -> list[Event | RefusedItem] | Status:
     events: list[Event | RefusedItem] = []
     for index, item in enumerate(obj):
         try:
-            events.append(_batch_item(gateway, item))
+            events.append(_batch_item(gateway, item, received_at, index))
         except Refused as refused:
             events.append(RefusedItem(index, item, refused))
     return events
 
 
-def _batch_item(gateway: str, item: Any) -> Event:
+def _batch_item(gateway: str, item: Any, received_at: datetime, index: int) -> Event:
     if not isinstance(item, dict):
         raise Refused("not_an_object", "batch items must be objects")
     dev, ev = item.get("device_id"), item.get("event")
     if not isinstance(dev, str) or not isinstance(ev, str) or ev not in MODELS:
         raise Refused("invalid_field", "batch item needs device_id and a known event")
-    return _validate(gateway, _check_id(dev, "device"), ev, item)
+    return _validate(gateway, _check_id(dev, "device"), ev, item, received_at, index)
+
+
+def item_event(item: Any) -> str | None:
+    """The event a (possibly refused) batch item names, if it names one."""
+    event = item.get("event") if isinstance(item, dict) else None
+    return event if isinstance(event, str) else None

@@ -4,6 +4,7 @@ from services.telemetry.alerts.models import Alert, AlertLog, VitalBreach
 from services.telemetry.deadletters.models import DeadLetter
 from services.telemetry.events.models import Event, Seen
 from services.telemetry.gateways.models import DeviceState, Gateway
+from services.telemetry.ingest.models import IngestHealth
 from services.telemetry.monitoring.models import ElderSettings, VisitMode
 from services.telemetry.outbox.models import OutboxMessage
 
@@ -15,6 +16,7 @@ __all__ = [
     "ElderSettings",
     "Event",
     "Gateway",
+    "IngestHealth",
     "OutboxMessage",
     "Seen",
     "VisitMode",

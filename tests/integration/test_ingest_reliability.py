@@ -16,6 +16,7 @@ import orjson
 import paho.mqtt.client as mqtt
 import pytest
 
+from shared.config import MQTT_MAX_INFLIGHT
 from shared.embedded import free_port
 from tests.integration.telemetry_helpers import make_home
 from tests.waiting import eventually
@@ -34,6 +35,10 @@ def start_worker(settings, broker, metrics_port: int = 0) -> subprocess.Popen:
         "ELDERCARE_DATA_DIR": str(settings.data_dir),
         "ELDERCARE_JWT_SECRET": settings.jwt_secret,
         "ELDERCARE_INGEST_METRICS_PORT": str(metrics_port),
+        # Crash safety, not overload: a restarted worker gets its backlog in one burst (up to
+        # the broker's in-flight window), and none of it may be shed here — so the queue
+        # bound sits above the window, which alone then bounds what the worker holds.
+        "ELDERCARE_INGEST_QUEUE_MAX": str(2 * MQTT_MAX_INFLIGHT),
     }
     return subprocess.Popen(
         [
@@ -125,6 +130,7 @@ async def test_kill_9_twice_loses_and_doubles_nothing(registry, settings, broker
         async with httpx.AsyncClient() as client:
             metrics = (await client.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
         assert 'eldercare_ingest_events_total{event="vitals"}' in metrics
+        assert "eldercare_ingest_shed_total{" not in metrics  # nothing was shed
         rows = await db.fetchrow(
             "SELECT count(*) AS n, count(DISTINCT msg_id) AS distinct_ids, "
             "count(*) FILTER (WHERE msg_id ~ '^r-[0-9]+$') AS ours FROM telemetry.events "

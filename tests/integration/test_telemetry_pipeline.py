@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -11,6 +13,7 @@ from prometheus_client import REGISTRY
 
 from services.telemetry.ingest.pipeline import Message, Pipeline
 from tests.integration.telemetry_helpers import make_home, msg
+from tests.waiting import eventually
 
 
 @pytest.fixture
@@ -23,9 +26,9 @@ async def conn(database_url):
 
 
 async def run(conn, pipeline, *messages, at: datetime | None = None):
+    """As the worker does: one transaction, metrics counted once it has committed."""
     received = at or datetime.now(UTC)
-    async with conn.transaction():
-        return await pipeline.process(conn, [Message(t, p, received) for t, p in messages])
+    return await pipeline.commit(conn, [Message(t, p, received) for t, p in messages])
 
 
 async def test_emergency_raises_one_critical_alert_with_outbox(registry, conn):
@@ -301,3 +304,343 @@ async def test_a_late_status_copy_does_not_turn_a_reconnected_gateway_offline(re
         gw,
     )
     assert active == 0
+
+
+# --- which device may send what; ts in the future; numbers for ts -------------------------
+def sample(name: str, **labels) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def topic_of(home, prefix: str, event: str) -> str:
+    return f"eldercare/v1/{home['gateway']}/{home['devices'][prefix]}/{event}"
+
+
+async def dead_reasons(conn, *topics: str) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT reason FROM telemetry.dead_letters WHERE topic = ANY($1::text[]) ORDER BY id",
+        list(topics),
+    )
+    return [r["reason"] for r in rows]
+
+
+async def test_vitals_from_a_door_or_motion_sensor_are_dead_lettered_not_stored(registry, conn):
+    home = await make_home(registry)
+    out = await run(
+        conn,
+        Pipeline(),
+        msg(home, "door", "vitals", spo2=97),
+        msg(home, "pir", "vitals", heart_rate=70),
+        msg(home, "bed", "vitals", heart_rate=64),  # an under-mattress sensor may
+        msg(home, "door", "door", state="open"),
+    )
+    assert (out.stored, out.dead) == (2, 2)
+    assert (
+        await dead_reasons(conn, topic_of(home, "door", "vitals"), topic_of(home, "pir", "vitals"))
+        == ["event_not_allowed_for_device_kind"] * 2
+    )
+    vitals = await conn.fetchval(
+        "SELECT count(*) FROM telemetry.events WHERE gateway_id = $1 AND event = 'vitals'",
+        home["gateway"],
+    )
+    assert vitals == 1
+
+
+async def test_an_emergency_from_a_device_kind_that_should_not_send_one_is_still_raised(
+    registry, conn
+):
+    home = await make_home(registry)
+    out = await run(conn, Pipeline(), msg(home, "door", "emergency", msg_id="door-sos"))
+    assert out.stored == 1 and out.alerts[0].startswith("emergency:new")
+    alert = await conn.fetchrow(
+        "SELECT * FROM telemetry.alerts WHERE gateway_id = $1 AND kind = 'emergency'",
+        home["gateway"],
+    )
+    details = orjson.loads(alert["details"])
+    assert details["flags"] == ["event_not_allowed_for_device_kind"]
+    assert details["device_kind"] == "door_sensor"
+    assert str(alert["elder_id"]) == home["elder_id"] and alert["severity"] == "critical"
+    assert await conn.fetchval(
+        "SELECT count(*) FROM telemetry.outbox WHERE alert_id = $1", alert["id"]
+    )  # handed to dispatch like any emergency
+
+
+async def test_a_ts_far_ahead_is_refused_but_an_emergency_is_raised_at_arrival(registry, conn):
+    home = await make_home(registry)
+    now = datetime.now(UTC)
+    future = now + timedelta(days=400)
+    out = await run(
+        conn,
+        Pipeline(),
+        msg(home, "vit", "vitals", ts=future, heart_rate=70),
+        msg(home, "fall", "fall", ts=future, msg_id="future-fall", confidence=0.9),
+        at=now,
+    )
+    assert (out.stored, out.dead) == (1, 1)
+    assert await dead_reasons(conn, topic_of(home, "vit", "vitals")) == ["ts_in_future"]
+    alert = await conn.fetchrow(
+        "SELECT * FROM telemetry.alerts WHERE gateway_id = $1 AND kind = 'fall'", home["gateway"]
+    )
+    assert alert["first_event_at"] == now  # the arrival, not the device's year ahead
+    assert orjson.loads(alert["details"])["flags"] == ["ts_in_future"]
+
+
+async def test_a_numeric_ts_is_refused(registry, conn):
+    home = await make_home(registry)
+    topic = topic_of(home, "vit", "vitals")
+    payload = orjson.dumps({"msg_id": "epoch", "ts": datetime.now(UTC).timestamp(), "spo2": 97})
+    out = await run(conn, Pipeline(), (topic, payload))
+    assert (out.stored, out.dead) == (0, 1)
+    detail = await conn.fetchval(
+        "SELECT detail FROM telemetry.dead_letters WHERE topic = $1 AND payload = $2",
+        topic,
+        payload,
+    )
+    assert detail.startswith("ts:")
+
+
+async def test_a_nul_byte_is_bad_input_not_a_database_failure(registry, conn):
+    home = await make_home(registry)
+    topic = topic_of(home, "pir", "motion")
+    payload = orjson.dumps(
+        {"msg_id": "nul\u0000", "ts": datetime.now(UTC).isoformat(), "room": "a", "state": "idle"}
+    )
+    out = await run(conn, Pipeline(), (topic, payload), msg(home, "vit", "vitals", spo2=97))
+    assert (out.stored, out.dead) == (1, 1)
+    assert await dead_reasons(conn, topic) == ["invalid_field"]
+
+
+# --- emergencies never fall silent ---------------------------------------------------------
+async def test_an_unreadable_emergency_raises_unprocessed_emergency_with_its_dead_letter(
+    registry, conn
+):
+    home = await make_home(registry)
+    topic = topic_of(home, "btn", "emergency")
+    out = await run(conn, Pipeline(), (topic, b'{"msg_id": "sos", "ts": 17'))
+    assert out.dead == 1 and out.alerts[0].startswith("unprocessed_emergency:new")
+    dead = await conn.fetchrow("SELECT * FROM telemetry.dead_letters WHERE topic = $1", topic)
+    assert dead["reason"] == "malformed_json"
+    alert = await conn.fetchrow(
+        "SELECT * FROM telemetry.alerts WHERE gateway_id = $1 AND kind = 'unprocessed_emergency'",
+        home["gateway"],
+    )
+    assert alert["severity"] == "critical" and str(alert["elder_id"]) == home["elder_id"]
+    assert orjson.loads(alert["details"])["dead_letter_id"] == dead["id"]
+
+
+async def test_a_refused_fall_inside_a_batch_is_alerted_too(registry, conn):
+    home = await make_home(registry)
+    items = [
+        {"device_id": home["devices"]["fall"], "event": "fall", "msg_id": "f", "ts": 12},
+        {
+            "device_id": home["devices"]["vit"],
+            "event": "vitals",
+            "msg_id": "v",
+            "ts": datetime.now(UTC).isoformat(),
+            "spo2": 97,
+        },
+    ]
+    out = await run(
+        conn, Pipeline(), (f"eldercare/v1/{home['gateway']}/batch", orjson.dumps(items))
+    )
+    assert (out.stored, out.dead) == (1, 1)
+    assert [a.split(":")[0] for a in out.alerts] == ["unprocessed_emergency"]
+
+
+async def test_an_emergency_from_an_unregistered_device_of_a_known_gateway_alerts_its_elder(
+    registry, conn
+):
+    home = await make_home(registry)
+    ghost = f"btn-new-{home['gateway']}"
+    payload = orjson.dumps({"msg_id": "g-1", "ts": datetime.now(UTC).isoformat()})
+    topic = f"eldercare/v1/{home['gateway']}/{ghost}/emergency"
+    out = await run(conn, Pipeline(), (topic, payload))
+    assert out.stored == 1 and out.alerts[0].startswith("emergency:new")
+    alert = await conn.fetchrow(
+        "SELECT * FROM telemetry.alerts WHERE gateway_id = $1 AND kind = 'emergency'",
+        home["gateway"],
+    )
+    assert str(alert["elder_id"]) == home["elder_id"]
+    details = orjson.loads(alert["details"])
+    assert details["flags"] == ["unknown_device"] and details["device_id"] == ghost
+    assert await conn.fetchval(
+        "SELECT count(*) FROM telemetry.outbox WHERE alert_id = $1", alert["id"]
+    )
+    # not a device the monitor should expect heartbeats from
+    assert not await conn.fetchval(
+        "SELECT count(*) FROM telemetry.device_state WHERE device_id = $1", ghost
+    )
+
+
+async def test_an_emergency_nobody_can_be_attributed_to_is_kept_and_alerted(conn):
+    gw, dev = f"gw-ghost-{uuid.uuid4().hex[:8]}", f"btn-ghost-{uuid.uuid4().hex[:8]}"
+    topic = f"eldercare/v1/{gw}/{dev}/emergency"
+    payload = orjson.dumps({"msg_id": "lost", "ts": datetime.now(UTC).isoformat()})
+    out = await run(conn, Pipeline(), (topic, payload))
+    assert (out.stored, out.dead) == (0, 1)
+    dead = await conn.fetchrow("SELECT * FROM telemetry.dead_letters WHERE topic = $1", topic)
+    assert dead["reason"] == "unknown_device" and bytes(dead["payload"]) == payload  # raw
+    alert = await conn.fetchrow(
+        "SELECT * FROM telemetry.alerts WHERE gateway_id = $1 AND kind = $2",
+        gw,
+        "unknown_device_emergency",
+    )
+    assert alert["severity"] == "critical" and alert["elder_id"] is None
+    assert orjson.loads(alert["details"])["dead_letter_id"] == dead["id"]
+
+
+async def test_the_safety_net_copy_is_a_labelled_duplicate_and_adds_no_second_dead_letter(
+    registry, conn
+):
+    home = await make_home(registry)
+    pipeline = Pipeline()
+    emergency = msg(home, "btn", "emergency", msg_id="net-1")
+    garbage = (topic_of(home, "fall", "fall"), b"{broken")
+    t = datetime.now(UTC)
+    await pipeline.commit(conn, [Message(*emergency, t), Message(*garbage, t)])
+    before = (
+        sample("eldercare_ingest_duplicates_total", source="safety_net"),
+        sample("eldercare_ingest_duplicates_total", source="redelivery"),
+    )
+    copies = [Message(*m, t, safety_net=True) for m in (emergency, garbage)]
+    out = await pipeline.commit(conn, copies)
+    assert (out.stored, out.dead, out.duplicates, out.alerts) == (0, 0, 2, [])
+    assert sample("eldercare_ingest_duplicates_total", source="safety_net") == before[0] + 2
+    assert sample("eldercare_ingest_duplicates_total", source="redelivery") == before[1]
+    assert await dead_reasons(conn, garbage[0]) == ["malformed_json"]
+    again = await pipeline.commit(conn, [Message(*emergency, t)])  # a QoS 1 redelivery
+    assert again.duplicates_by_source == {"redelivery": 1}
+
+
+# --- metrics count what committed, once -------------------------------------------------------
+async def test_counters_move_only_when_the_transaction_commits(registry, conn, monkeypatch):
+    home = await make_home(registry)
+    batch = [
+        msg(home, "vit", "vitals", heart_rate=70),
+        (
+            f"eldercare/v1/{home['gateway']}/ghost-{uuid.uuid4().hex[:6]}/heartbeat",
+            orjson.dumps({"msg_id": "g", "ts": datetime.now(UTC).isoformat(), "battery": 90}),
+        ),
+    ]
+    before = (
+        sample("eldercare_ingest_events_total", event="vitals"),
+        sample("eldercare_ingest_dead_letters_total", reason="unknown_device"),
+    )
+    pipeline = Pipeline()
+
+    class Late(Exception):
+        pass
+
+    async def fails_last(*args, **kwargs):
+        raise Late  # after events and dead letters were written in the transaction
+
+    monkeypatch.setattr(pipeline, "_evaluate", fails_last)
+    with pytest.raises(Late):
+        await run(conn, pipeline, *batch)
+    assert (
+        sample("eldercare_ingest_events_total", event="vitals"),
+        sample("eldercare_ingest_dead_letters_total", reason="unknown_device"),
+    ) == before
+    monkeypatch.undo()
+    out = await run(conn, pipeline, *batch)
+    assert (out.stored, out.dead) == (1, 1)
+    assert (
+        sample("eldercare_ingest_events_total", event="vitals"),
+        sample("eldercare_ingest_dead_letters_total", reason="unknown_device"),
+    ) == (before[0] + 1, before[1] + 1)
+
+
+# --- the directory: no full reload on the message path -----------------------------------
+class Spy:
+    """The connection, recording each statement the pipeline sends through it."""
+
+    def __init__(self, conn) -> None:
+        self._conn = conn
+        self.sql: list[str] = []
+
+    def __getattr__(self, name):
+        attr = getattr(self._conn, name)
+        if name in ("fetch", "fetchrow", "fetchval", "execute"):
+
+            async def recorded(query, *args, **kwargs):
+                self.sql.append(query)
+                return await attr(query, *args, **kwargs)
+
+            return recorded
+        return attr
+
+
+async def test_an_urgent_message_never_reloads_the_whole_directory(registry, conn):
+    from services.telemetry.ingest import directory
+
+    home = await make_home(registry)
+    pipeline = Pipeline()
+    assert pipeline.directory.loaded_at == 0.0  # never loaded: the old code reloaded here
+    spy = Spy(conn)
+    async with conn.transaction():
+        out = await pipeline.process(
+            spy, [Message(*msg(home, "btn", "emergency"), datetime.now(UTC))]
+        )
+    assert out.stored == 1
+    lookups = [q for q in spy.sql if "registry.devices" in q]
+    assert lookups and all(q == directory._ONE for q in lookups)
+
+
+async def test_a_registration_clears_the_negative_cache_at_once(registry, database_url):
+    from services.telemetry.ingest.directory import DeviceDirectory
+
+    home = await make_home(registry)
+    new_device = f"vit2-{home['gateway']}"
+    directory = DeviceDirectory()
+    task = asyncio.create_task(directory.maintain(database_url))
+    conn = await asyncpg.connect(database_url)
+    try:
+        await eventually(lambda: _true(directory.listening and directory.loaded_at))
+        assert await directory.resolve(conn, {new_device}) == {}
+        assert new_device in directory._unknown  # remembered as unknown while listening
+        r = await registry.post(
+            "/v1/devices",
+            {
+                "device_id": new_device,
+                "gateway_id": home["gateway"],
+                "kind": "vital_monitor",
+                "elder_id": home["elder_id"],
+            },
+        )
+        assert r.status_code == 201, r.text
+        # NOTIFY at commit: resolvable well before the 30 s negative TTL would have run out
+        await eventually(lambda: _true(new_device not in directory._unknown), within=5)
+        found = await directory.resolve(conn, {new_device})
+        assert found[new_device].elder_id == uuid.UUID(home["elder_id"])
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await conn.close()
+
+
+async def test_a_retired_device_is_forgotten_at_once(registry, database_url):
+    from services.telemetry.ingest.directory import DeviceDirectory
+
+    home = await make_home(registry)
+    device = home["devices"]["door"]
+    directory = DeviceDirectory()
+    task = asyncio.create_task(directory.maintain(database_url))
+    conn = await asyncpg.connect(database_url)
+    try:
+        await eventually(lambda: _true(directory.listening and directory.loaded_at))
+        assert device in await directory.resolve(conn, {device})
+        await conn.execute(
+            "UPDATE registry.devices SET status = 'retired' WHERE device_id = $1", device
+        )
+        await eventually(lambda: _true(device not in directory._known), within=5)
+        assert await directory.resolve(conn, {device}) == {}
+    finally:
+        await conn.execute(
+            "UPDATE registry.devices SET status = 'active' WHERE device_id = $1", device
+        )
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await conn.close()
+
+
+async def _true(value) -> bool:
+    return bool(value)

@@ -29,5 +29,5 @@ class DeadLetter(Base):
     )
     topic: Mapped[str] = mapped_column(Text, nullable=False)
     payload: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
-    reason: Mapped[str] = mapped_column(String(32), nullable=False, index=True)
+    reason: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
     detail: Mapped[str] = mapped_column(Text, nullable=False, default="")

@@ -1,16 +1,17 @@
 """``eldercare ingest``: the ingest worker, the outbox relay and the monitor, until
-SIGTERM/SIGINT."""
+SIGTERM/SIGINT. ``/metrics``, ``/healthz`` and ``/readyz`` on ``ELDERCARE_INGEST_METRICS_PORT``
+(``/readyz`` is 503 while the worker cannot store or a broker link is not subscribed)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import os
 import signal
 
-from prometheus_client import start_http_server
-
 from services.telemetry import monitor as monitor_loop
+from services.telemetry.ingest.health import Health, OpsServer
 from services.telemetry.ingest.worker import IngestWorker
 from services.telemetry.outbox.relay import Relay
 from shared.config import Settings, get_settings
@@ -46,8 +47,9 @@ async def serve(
     relay: bool,
     monitor: bool,
     stop: asyncio.Event,
+    health: Health | None = None,
 ) -> None:
-    worker = IngestWorker(settings, client_id=client_id, only=only)
+    worker = IngestWorker(settings, client_id=client_id, only=only, health=health)
     # Each part restarts on its own failure: a relay or monitor error never stops ingest.
     tasks = [asyncio.create_task(supervised("ingest", lambda: worker.run(stop)))]
     if relay:
@@ -65,9 +67,14 @@ def run(args: argparse.Namespace) -> int:
         print("eldercare ingest: set ELDERCARE_DATABASE_URL")
         return 2
     configure_logging("ingest", level=settings.log_level, json=settings.log_json)
+    client_id = args.client_id or settings.ingest_client_id
+    health = Health(
+        (client_id or f"ingest-pid{os.getpid()}") + (f"/{args.only}" if args.only else "")
+    )
+    ops: OpsServer | None = None
     if settings.ingest_metrics_port:
         try:
-            start_http_server(settings.ingest_metrics_port, addr="0.0.0.0")
+            ops = OpsServer(health, settings.ingest_metrics_port).start()
         except OSError as exc:  # a second replica on the same host: run without /metrics
             log.warning(
                 "metrics port %s unavailable (%s); set ELDERCARE_INGEST_METRICS_PORT",
@@ -87,7 +94,12 @@ def run(args: argparse.Namespace) -> int:
             relay=not args.no_relay,
             monitor=not args.no_monitor,
             stop=stop,
+            health=health,
         )
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    finally:
+        if ops is not None:
+            ops.stop()
     return 0

@@ -11,8 +11,25 @@ Acks are sent after the transaction commits, and the broker sessions are persist
 (clean_session=False), so a worker killed at any point loses nothing: what was not acked is
 redelivered, and ``telemetry.seen`` drops what was already stored.
 
-Overload: the bulk queue is bounded. When it is full, non-urgent messages are shed (acked
-unstored, counted in ``eldercare_ingest_shed_total``); urgent ones never are.
+When storing fails, whose fault it is decides (``errors.py``): a value PostgreSQL refuses
+(SQLSTATE 22, a check violation) is the message's — a batch is split until the message is
+alone, and that one is dead-lettered. Anything else (a missing table, column or privilege,
+a lost connection, a bug) is ours: the messages stay unacknowledged and are retried with
+backoff until the store works, and ``/readyz`` says the ingest is failing to store
+(``health.py``). An emergency or fall is not left waiting for that: after ``RETRY_LIMIT``
+attempts it is set aside — dead letter plus a critical ``unprocessed_emergency`` alert, in
+one transaction — and acked only once that has committed.
+
+Overload: the bulk queue is bounded (``ingest_queue_max`` messages). When it is full, the
+oldest waiting non-urgent message is shed (acked unstored, counted in
+``eldercare_ingest_shed_total``); urgent ones never are. This only works when the broker
+lets more messages be in flight to the worker than the queue holds: Mosquitto's
+``max_inflight_messages`` (``shared.config.MQTT_MAX_INFLIGHT``, the same value in
+``deploy/mosquitto/mosquitto.conf`` and the embedded broker) must exceed
+``ingest_queue_max + ingest_batch_max`` with room for urgent messages — below that the queue
+can never fill, and the broker, which does not know an emergency from a heartbeat, decides
+what overflows. Nothing is shed while storing fails (that is an outage, not overload): the
+in-flight window then bounds what the worker holds, and the broker keeps the rest.
 """
 
 from __future__ import annotations
@@ -33,8 +50,9 @@ import paho.mqtt.client as mqtt
 from prometheus_client import Counter, Gauge
 
 from services.telemetry import contract
-from services.telemetry.alerts import lifecycle
-from services.telemetry.ingest.pipeline import DEAD_LETTERS, Message, Pipeline
+from services.telemetry.ingest.errors import describe, is_data_error, where
+from services.telemetry.ingest.health import Health
+from services.telemetry.ingest.pipeline import Message, Pipeline
 from shared.config import Settings
 from shared.db import plain_url
 from shared.mqtt import BrokerAddress, new_client, parse_url, set_nodelay
@@ -45,37 +63,28 @@ log = logging.getLogger(__name__)
 SHARED_TOPIC = "$share/ingest/eldercare/v1/#"
 PLAIN_TOPIC = "eldercare/v1/#"
 SHED = Counter("eldercare_ingest_shed_total", "messages shed under overload", ["event"])
-QUEUE = Gauge("eldercare_ingest_queue", "messages waiting", ["queue"])
+QUEUE = Gauge(
+    "eldercare_ingest_queue",
+    "messages waiting (urgent, bulk, deferred safety-net copies) or being stored (storing)",
+    ["queue"],
+)
 SUBSCRIBED = Gauge("eldercare_ingest_subscribed", "1 while the link is subscribed", ["link"])
 URGENT_SUFFIXES = (*(f"/{e}" for e in contract.URGENT), "/status")
 URGENT_FILTERS = (
     *(f"eldercare/v1/+/+/{e}" for e in sorted(contract.URGENT)),
     "eldercare/v1/+/status",
 )
-_URGENT_MARKERS = tuple(f'"{e}"'.encode() for e in contract.URGENT)
 SAFETY_NET_DELAY_S = 1.0  # a bulk-only process takes urgent topics up after this
-RETRY_LIMIT = 3  # attempts at one message before it is set aside as unprocessable
-
-# Errors that say something about the message, not about the database's health.
-DATA_ERRORS = (
-    asyncpg.DataError,
-    asyncpg.IntegrityConstraintViolationError,
-    asyncpg.SyntaxOrAccessError,
-    ValueError,
-    TypeError,
-    LookupError,
-    ArithmeticError,
-    AttributeError,
-    RecursionError,
-)
+RETRY_LIMIT = 3  # failed attempts before an emergency is set aside with its alert
+SPLIT_AFTER = 2  # failed attempts at a batch (not the data's fault) before it is split
+MAX_BACKOFF_S = 10.0
+LOG_EVERY_S = 30.0  # a failure that goes on is logged again this often, not per attempt
 
 
 def is_urgent(topic: str, payload: bytes) -> bool:
     """Emergencies, falls and gateway status go first and are never shed — also when a
     gateway puts an emergency into a batch (a cheap byte check, no JSON parsing here)."""
-    if topic.endswith(URGENT_SUFFIXES):
-        return True
-    return topic.endswith("/batch") and any(m in payload for m in _URGENT_MARKERS)
+    return topic.endswith("/status") or contract.carries_urgent(topic, payload)
 
 
 @dataclass
@@ -94,7 +103,12 @@ class Link:
 
 class IngestWorker:
     def __init__(
-        self, settings: Settings, *, client_id: str | None = None, only: str | None = None
+        self,
+        settings: Settings,
+        *,
+        client_id: str | None = None,
+        only: str | None = None,
+        health: Health | None = None,
     ) -> None:
         """``only="urgent"`` runs just the emergency path (a process of its own keeps its
         latency free of bulk work); ``only="bulk"`` everything else — and, as a safety net,
@@ -110,6 +124,15 @@ class IngestWorker:
         self.batch_max = settings.ingest_batch_max
         self.flush_s = settings.ingest_flush_ms / 1000
         self.queue_max = settings.ingest_queue_max
+        if self.queue_max + self.batch_max >= settings.mqtt_max_inflight:
+            log.warning(
+                "ingest_queue_max (%d) + ingest_batch_max (%d) >= mqtt_max_inflight (%d): the "
+                "bulk queue can never fill, so the broker, not this worker, decides what "
+                "overflows under overload",
+                self.queue_max,
+                self.batch_max,
+                settings.mqtt_max_inflight,
+            )
         self.pipeline = Pipeline()
         self.urgent: deque[Message] = deque()
         self.bulk: deque[Message] = deque()
@@ -126,10 +149,17 @@ class IngestWorker:
             ),
         }
         self.links = {name: link for name, link in links.items() if only in (None, name)}
+        self.health = health or Health(self.client_id + (f"/{only}" if only else ""))
+        self.health.links = {name: link.subscribed for name, link in self.links.items()}
         self.subscribed = threading.Event()  # both links are subscribed
         self._loop: asyncio.AbstractEventLoop | None = None
         self._urgent_ready = asyncio.Event()
         self._bulk_ready = asyncio.Event()
+        self._storing: dict[str, int] = {}  # consumer → messages in its open transaction
+        for name in ("urgent", "bulk", "deferred"):
+            queue = getattr(self, name)
+            QUEUE.labels(name).set_function(lambda q=queue: len(q))
+        QUEUE.labels("storing").set_function(lambda: sum(self._storing.values()))
 
     # --- paho thread -------------------------------------------------------------------
     def _on_connect(self, client, link: Link, flags, reason_code, properties) -> None:
@@ -166,32 +196,48 @@ class IngestWorker:
 
     def _on_message(self, client, link: Link, msg: mqtt.MQTTMessage) -> None:
         assert self._loop is not None
-        if link.name == "bulk" and self.only is None and msg.topic.endswith(URGENT_SUFFIXES):
-            client.ack(msg.mid, msg.qos)  # this process's urgent link holds its own copy
-            return
+        urgent_topic = msg.topic.endswith(URGENT_SUFFIXES)
+        if link.name == "bulk" and self.only is None and urgent_topic:
+            urgent_link = self.links["urgent"]
+            if urgent_link.subscribed.is_set():
+                client.ack(msg.mid, msg.qos)  # this process's urgent link holds its own copy
+                return
+            # The urgent link is not subscribed (yet, or any more): this copy is the one.
         item = Message(
             msg.topic, msg.payload, datetime.now(UTC), msg.mid, msg.qos, link.generation, link.name
         )
-        if self.only == "bulk" and msg.topic.endswith(URGENT_SUFFIXES):
+        if self.only == "bulk" and urgent_topic:
             # The urgent process stores these; this copy is the safety net. Taken up a little
             # later, it finds the message already stored — instead of racing the urgent
             # process for the same row and making it wait on this busier process.
+            item.safety_net = True
             self.deferred.append(item)
             return
-        if link.name == "urgent" or is_urgent(msg.topic, msg.payload):
+        if link.name == "urgent" or urgent_topic or contract.carries_urgent(msg.topic, msg.payload):
             self.urgent.append(item)
             self._loop.call_soon_threadsafe(self._urgent_ready.set)
             return
-        if len(self.bulk) >= self.queue_max:
-            SHED.labels(msg.topic.rsplit("/", 1)[-1][:16]).inc()
-            client.ack(msg.mid, msg.qos)
-            return
+        if len(self.bulk) >= self.queue_max and self.health.storing("bulk"):
+            self._shed_oldest()
         self.bulk.append(item)
         if len(self.bulk) == 1 or len(self.bulk) == self.batch_max:
             self._loop.call_soon_threadsafe(self._bulk_ready.set)
 
+    def _shed_oldest(self) -> None:
+        """Overload: ack the oldest waiting non-urgent message unstored. The oldest, because
+        the freshest readings are worth most, and because Mosquitto looks an ack up from the
+        head of its in-flight list (an ack for the newest would scan all of it)."""
+        try:
+            oldest = self.bulk.popleft()
+        except IndexError:  # the consumer took them all meanwhile
+            return
+        SHED.labels(oldest.topic.rsplit("/", 1)[-1][:16]).inc()
+        self._ack([oldest])
+
     def _on_disconnect(self, client, link: Link, flags, reason_code, properties) -> None:
         SUBSCRIBED.labels(link.name).set(0)
+        link.subscribed.clear()
+        self.subscribed.clear()
         if reason_code != 0:
             log.warning("%s link disconnected (%s); paho reconnects", link.name, reason_code)
 
@@ -211,16 +257,26 @@ class IngestWorker:
 
     async def run(self, stop: asyncio.Event) -> None:
         self._loop = asyncio.get_running_loop()
-        pool = await asyncpg.create_pool(
-            plain_url(self.settings.database_url),
-            min_size=2,
-            max_size=4,
-            server_settings={"timezone": "UTC"},  # timestamps the database formats are UTC
-        )
+        dsn = plain_url(self.settings.database_url)
+        try:
+            pool = await asyncpg.create_pool(
+                dsn,
+                min_size=2,
+                max_size=5,
+                server_settings={"timezone": "UTC"},  # timestamps the database formats are UTC
+            )
+        except Exception as exc:
+            self.health.failing("database", exc)
+            raise
+        self.health.stored("database")
         for link in self.links.values():
             self._connect(link)
         tasks = [
-            asyncio.create_task(supervised("urgent", lambda: self._consume(pool, urgent=True)))
+            asyncio.create_task(supervised("urgent", lambda: self._consume(pool, urgent=True))),
+            asyncio.create_task(
+                supervised("directory", lambda: self.pipeline.directory.maintain(dsn))
+            ),
+            asyncio.create_task(supervised("health", lambda: self.health.record(pool))),
         ]
         if "bulk" in self.links:
             tasks.append(
@@ -245,6 +301,7 @@ class IngestWorker:
     async def _consume(self, pool: asyncpg.Pool, *, urgent: bool) -> None:
         queue = self.urgent if urgent else self.bulk
         ready = self._urgent_ready if urgent else self._bulk_ready
+        consumer = "urgent" if urgent else "bulk"
         while True:
             if not queue:
                 ready.clear()
@@ -253,17 +310,24 @@ class IngestWorker:
                 continue
             if not urgent and len(queue) < self.batch_max:
                 # Let a batch form: up to batch_max items or flush_s after the first one.
-                deadline = queue[0].received_at.timestamp() + self.flush_s
-                ready.clear()
-                wait = deadline - time.time()
-                if wait > 0 and len(queue) < self.batch_max:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(ready.wait(), wait)
-            batch = [
-                queue.popleft() for _ in range(min(len(queue), 1 if urgent else self.batch_max))
-            ]
-            QUEUE.labels("urgent" if urgent else "bulk").set(len(queue))
-            await self._commit(pool, batch)
+                with contextlib.suppress(IndexError):  # shed meanwhile
+                    deadline = queue[0].received_at.timestamp() + self.flush_s
+                    ready.clear()
+                    wait = deadline - time.time()
+                    if wait > 0 and len(queue) < self.batch_max:
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(ready.wait(), wait)
+            batch: list[Message] = []
+            limit = 1 if urgent else self.batch_max
+            with contextlib.suppress(IndexError):  # the paho thread sheds from the same end
+                while len(batch) < limit:
+                    batch.append(queue.popleft())
+            if batch:
+                self._storing[consumer] = len(batch)
+                try:
+                    await self._commit(pool, batch, consumer)
+                finally:
+                    self._storing[consumer] = 0
 
     async def _consume_deferred(self, pool: asyncpg.Pool) -> None:
         """The bulk-only safety net: urgent copies, taken up once the urgent process had
@@ -274,42 +338,103 @@ class IngestWorker:
             while self.deferred and self.deferred[0].received_at <= cutoff:
                 due.append(self.deferred.popleft())
             if due:
-                await self._commit(pool, due)
+                self._storing["deferred"] = len(due)
+                try:
+                    await self._commit(pool, due, "deferred")
+                finally:
+                    self._storing["deferred"] = 0
             await asyncio.sleep(0.2)
 
-    async def _commit(self, pool: asyncpg.Pool, batch: list[Message]) -> None:
-        """Store ``batch`` and ack it. Never raises and never drops: database trouble is
-        retried until it passes; a message that fails by itself is set aside (dead letter,
-        and an alert if it was urgent) after ``RETRY_LIMIT`` attempts."""
-        delay, attempts = 0.1, 0
+    async def _commit(self, pool: asyncpg.Pool, batch: list[Message], consumer: str) -> None:
+        """Store ``batch`` and ack it; never raises, never acks what is not stored.
+
+        The message's fault (``is_data_error``): a batch is split until the culprit is
+        alone, and that one is dead-lettered. Not the message's fault: retried with backoff
+        while ``/readyz`` is red; a batch that keeps failing is split too, so that one
+        message tripping a bug cannot hold up the others. An emergency or fall that still
+        fails after ``RETRY_LIMIT`` attempts is set aside with its alert."""
+        delay, attempts, logged_at = 0.1, 0, 0.0
+        urgent = len(batch) == 1 and contract.carries_urgent(batch[0].topic, batch[0].payload)
         while True:
             try:
-                async with pool.acquire() as conn, conn.transaction():
-                    outcome = await self.pipeline.process(conn, batch)
-                self.stored += outcome.stored
-                break
-            except DATA_ERRORS:
-                attempts += 1
-                if len(batch) > 1:
-                    log.exception("batch of %d failed; splitting it", len(batch))
+                async with pool.acquire() as conn:
+                    outcome = await self.pipeline.commit(conn, batch)
+            except Exception as exc:
+                data = is_data_error(exc)
+                if data and len(batch) == 1:
+                    log.warning(
+                        "the database refused a message on %s (%s); dead-lettering it",
+                        _topic_for_log(batch[0].topic),
+                        describe(exc),
+                    )
+                    if await self._set_aside(pool, batch[0], consumer, exc):
+                        self._ack(batch)
+                        return
+                    attempts += 1
+                elif data or (len(batch) > 1 and attempts + 1 >= SPLIT_AFTER):
+                    if not data:
+                        self.health.failing(consumer, exc)
                     half = len(batch) // 2
-                    await self._commit(pool, batch[:half])
-                    await self._commit(pool, batch[half:])
+                    await self._commit(pool, batch[:half], consumer)
+                    await self._commit(pool, batch[half:], consumer)
                     return
-                if attempts >= RETRY_LIMIT:
-                    await self._quarantine(pool, batch[0])
-                    break
-            except Exception as exc:  # the database, the network, the pool: wait and retry
-                log.warning(
-                    "storing %d message(s) failed (%s: %s); retrying in %.1fs",
-                    len(batch),
-                    type(exc).__name__,
-                    exc,
-                    delay,
-                )
+                else:
+                    attempts += 1
+                    failure = self.health.failing(consumer, exc)
+                    if time.monotonic() - logged_at > LOG_EVERY_S:
+                        logged_at = time.monotonic()
+                        log.error(
+                            "%s: storing %d message(s) failed (%s), not the messages' fault: "
+                            "kept unacknowledged, retrying (attempt %d, failing since %s)%s",
+                            consumer,
+                            len(batch),
+                            describe(exc),
+                            failure.attempts,
+                            failure.since.isoformat(timespec="seconds"),
+                            "" if isinstance(exc, asyncpg.PostgresError) else "\n" + where(exc),
+                        )
+                    # An emergency does not wait for the store to be mended: a person hears
+                    # of it through the fallback, if that can be committed.
+                    if (
+                        urgent
+                        and attempts >= RETRY_LIMIT
+                        and await self._set_aside(pool, batch[0], consumer, exc)
+                    ):
+                        self._ack(batch)
+                        return
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-        self._ack(batch)
+                delay = min(delay * 2, MAX_BACKOFF_S)
+                continue
+            self.health.stored(consumer)
+            self.stored += outcome.stored
+            self._ack(batch)
+            return
+
+    async def _set_aside(
+        self, pool: asyncpg.Pool, item: Message, consumer: str, cause: BaseException
+    ) -> bool:
+        """Dead letter (+ ``unprocessed_emergency`` alert when urgent), committed; False when
+        that failed too (the message then stays unacknowledged)."""
+        try:
+            async with pool.acquire() as conn:
+                outcome = await self.pipeline.set_aside(conn, item, type(cause).__name__)
+        except Exception as exc:
+            self.health.failing(consumer, exc)
+            log.error(
+                "%s: could not set aside a message on %s (%s); it stays unacknowledged",
+                consumer,
+                _topic_for_log(item.topic),
+                describe(exc),
+            )
+            return False
+        log.warning(
+            "%s: message on %s set aside as processing_error (%s)%s",
+            consumer,
+            _topic_for_log(item.topic),
+            type(cause).__name__,
+            ", unprocessed_emergency alert raised" if outcome.alerts else "",
+        )
+        return True
 
     def _ack(self, batch: list[Message]) -> None:
         for item in batch:
@@ -319,42 +444,7 @@ class IngestWorker:
             if item.qos and link.client is not None and item.generation == link.generation:
                 link.client.ack(item.mid, item.qos)
 
-    async def _quarantine(self, pool: asyncpg.Pool, item: Message) -> None:
-        log.error("message on %s could not be processed; dead-lettered", item.topic)
-        DEAD_LETTERS.labels("processing_error").inc()
-        delay = 0.1
-        alert = is_urgent(item.topic, item.payload) and not item.topic.endswith("/status")
-        while True:
-            try:
-                async with pool.acquire() as conn, conn.transaction():
-                    await conn.execute(
-                        "INSERT INTO telemetry.dead_letters (received_at, topic, payload, reason,"
-                        " detail) VALUES ($1, $2, $3, 'processing_error', "
-                        "'the pipeline raised; see the ingest logs')",
-                        item.received_at,
-                        item.topic,
-                        item.payload,
-                    )
-                    if alert:
-                        # Whatever broke, a person must still hear about a possible emergency.
-                        parts = item.topic.split("/")
-                        await lifecycle.raise_alert(
-                            conn,
-                            kind="unprocessed_emergency",
-                            severity="critical",
-                            subject=parts[2] if len(parts) > 2 else "unknown",
-                            at=item.received_at,
-                            gateway_id=parts[2] if len(parts) > 2 else None,
-                            details={"topic": item.topic[:200]},
-                        )
-                return
-            except DATA_ERRORS:
-                if not alert:  # the plain dead-letter insert refused: log it whole, move on
-                    log.exception("could not dead-letter %s %r", item.topic, item.payload[:500])
-                    return
-                log.exception("raising the unprocessed-emergency alert failed; dead letter only")
-                alert = False
-            except Exception as exc:
-                log.warning("dead-lettering failed (%s); retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+
+def _topic_for_log(topic: str) -> str:
+    """A topic names ids, never readings; bounded and printable all the same."""
+    return topic[:160].encode("ascii", "backslashreplace").decode()

@@ -98,7 +98,8 @@ class Relay:
         return len(rows) == 20
 
     async def _send(self, client: httpx.AsyncClient, row) -> str | None:
-        """None when delivered; the error otherwise. Only a 2xx counts: the receiver is
+        """None when delivered; the error otherwise (kept in ``outbox.last_error``, never
+        logged: a receiver's answer may quote the body). Only a 2xx counts: the receiver is
         idempotent on the key, so a repeat answers 2xx too, and anything else is retried."""
         url = self._url(row["target"]) + row["path"]
         try:
@@ -130,8 +131,15 @@ class Relay:
             return
         FAILED.labels(row["target"]).inc()
         delay = backoff(row["attempts"])
+        # Ids and the error's kind only: the body and the receiver's answer stay in the row.
         log.warning(
-            "outbox %s to %s failed (%s); retry in %.1fs", row["id"], row["target"], error, delay
+            "outbox %s (alert %s) to %s failed (%s), attempt %d; retry in %.1fs",
+            row["id"],
+            row["alert_id"],
+            row["target"],
+            error.split(":", 1)[0],
+            row["attempts"] + 1,
+            delay,
         )
         await conn.execute(
             "UPDATE telemetry.outbox SET attempts = attempts + 1, last_error = $2, "
