@@ -182,6 +182,21 @@ async def test_gateway_status_offline_then_online(registry, conn):
     assert status == "resolved"
 
 
+async def test_the_last_will_of_a_retired_gateway_raises_nothing(registry, conn):
+    home = await make_home(registry)
+    gw = home["gateway"]
+    pipeline = Pipeline()
+    await run(conn, pipeline, (f"eldercare/v1/{gw}/status", b"online"))
+    assert (await registry.post(f"/v1/devices/{gw}/retire")).status_code == 200
+    await eventually(lambda: _forgotten(pipeline, conn, gw))
+    out = await run(conn, pipeline, (f"eldercare/v1/{gw}/status", b"offline"))
+    assert out.alerts == []
+
+
+async def _forgotten(pipeline, conn, gw) -> bool:
+    return gw not in await pipeline.directory.resolve(conn, {gw})
+
+
 async def test_device_state_and_out_of_order(registry, conn):
     home = await make_home(registry)
     now = datetime.now(UTC)

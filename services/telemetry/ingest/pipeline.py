@@ -584,7 +584,9 @@ class Pipeline:
         if was_online is False:
             return  # already known offline (a retained status replayed on resubscribe)
         gateway = (await self.directory.resolve(conn, {status.gateway_id})).get(status.gateway_id)
-        elder_id = gateway.elder_id if gateway else None
+        if gateway is None:
+            return  # retired or never registered: its last will concerns nobody's home
+        elder_id = gateway.elder_id
         raised = await lifecycle.raise_alert(
             conn,
             kind="gateway_offline",
