@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -37,14 +38,21 @@ async def check_database(request: Request) -> None:
         await conn.execute(text("SELECT 1"))
 
 
-async def _purge_idempotency_keys(app: FastAPI) -> None:
+async def _purge_idempotency_keys(app: FastAPI, retention: timedelta) -> None:
     while True:
         try:
             async with app.state.sessionmaker.begin() as session:
-                await idempotency.purge_expired(session)
+                await idempotency.purge_expired(
+                    session, service=app.state.service, retention=retention
+                )
         except Exception:  # a purge failure must never take the service down
             log.warning("idempotency purge failed", exc_info=True)
         await asyncio.sleep(3600)
+
+
+def _spoken(span: timedelta) -> str:
+    hours = int(span.total_seconds() // 3600)
+    return f"{hours // 24} days" if hours % 24 == 0 and hours >= 48 else f"{hours} hours"
 
 
 def create_app(
@@ -59,9 +67,12 @@ def create_app(
     on_shutdown: Sequence[Hook] = (),
     openapi_tags: list[dict[str, Any]] | None = None,
     fast_paths: Sequence[type] = (),
+    idempotency_retention: timedelta = idempotency.RETENTION,
 ) -> FastAPI:
     """``fast_paths``: ASGI middlewares (``cls(app, state=app.state)``) that answer a few hot
-    requests themselves; they sit inside the observability layer, outside the unit of work."""
+    requests themselves; they sit inside the observability layer, outside the unit of work.
+    ``idempotency_retention``: how long this service replays a POST's answer to a retry with
+    the same ``Idempotency-Key`` (what its slowest client may need: days for handsets)."""
     settings = settings or get_settings()
     if not settings.database_url:
         raise RuntimeError("ELDERCARE_DATABASE_URL is not set (eldercare up sets it for you)")
@@ -82,7 +93,7 @@ def create_app(
         )
         for hook in on_startup:
             await hook(app)
-        purger = asyncio.create_task(_purge_idempotency_keys(app))
+        purger = asyncio.create_task(_purge_idempotency_keys(app, idempotency_retention))
         try:
             yield
         finally:
@@ -111,7 +122,9 @@ def create_app(
 
     def openapi_document() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = openapi.finish(FastAPI.openapi(app))
+            app.openapi_schema = openapi.finish(
+                FastAPI.openapi(app), idempotency_retention=_spoken(idempotency_retention)
+            )
         return app.openapi_schema
 
     app.openapi = openapi_document  # type: ignore[method-assign]

@@ -79,9 +79,19 @@ async def store(
     await session.flush()
 
 
-async def purge_expired(session: AsyncSession, *, now: datetime | None = None) -> int:
-    cutoff = (now or datetime.now().astimezone()) - RETENTION
+async def purge_expired(
+    session: AsyncSession,
+    *,
+    service: str,
+    retention: timedelta = RETENTION,
+    now: datetime | None = None,
+) -> int:
+    """Forget ``service``'s keys older than ``retention`` (each service keeps its own: a
+    caregiver's handset may replay a check-out after days offline)."""
+    cutoff = (now or datetime.now().astimezone()) - retention
     result = await session.execute(
-        delete(IdempotencyRecord).where(IdempotencyRecord.created_at < cutoff)
+        delete(IdempotencyRecord).where(
+            IdempotencyRecord.service == service, IdempotencyRecord.created_at < cutoff
+        )
     )
     return result.rowcount or 0
