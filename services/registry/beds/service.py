@@ -75,7 +75,15 @@ async def evaluate(
     *, session: AsyncSession, elder: Elder, day: date, except_bed: uuid.UUID | None = None
 ) -> tuple[Policy, list[eligibility.Reason]]:
     """Eligibility of ``elder`` on ``day``; ``except_bed`` is the bed being activated."""
-    policy = bed_policy_for(elder.residence_region, day)
+    try:
+        policy = bed_policy_for(elder.residence_region, day)
+    except LookupError:
+        # No local pilot provides beds there: a refusal the caller can act on, not a 500.
+        raise Unprocessable(
+            f"no home care bed policy covers region {elder.residence_region} on {day}",
+            slug="no-bed-policy",
+            errors=[("elder_id", f"no family-bed policy covers region {elder.residence_region}")],
+        ) from None
     open_beds = select(Bed.id).where(Bed.elder_id == elder.id, Bed.status.in_(OPEN_STATUSES))
     if except_bed is not None:
         open_beds = open_beds.where(Bed.id != except_bed)
