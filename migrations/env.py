@@ -9,6 +9,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 import services.registry.models
+import services.subsidy.models
 import services.telemetry.models  # noqa: F401
 import shared.audit
 import shared.calendar

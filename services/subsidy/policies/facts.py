@@ -240,3 +240,59 @@ def birthday_in(birth: date, start: date, end: date) -> date | None:
         if start <= b <= end:
             return b
     return None
+
+
+def _d(value: Any) -> date | None:
+    return date.fromisoformat(value) if value else None
+
+
+def facts_from_json(raw: Mapping[str, Any]) -> ElderFacts:
+    """A frozen snapshot (``orjson.dumps(ElderFacts)``) back into facts."""
+    return ElderFacts(
+        elder_id=uuid.UUID(raw["elder_id"]),
+        birth_date=date.fromisoformat(raw["birth_date"]),
+        hukou_region=raw["hukou_region"],
+        residence_region=raw["residence_region"],
+        living_arrangement=raw.get("living_arrangement", "with_family"),
+        lives_at_home=raw.get("lives_at_home", True),
+        deceased_on=_d(raw.get("deceased_on")),
+        categories=tuple(
+            Category(c["code"], date.fromisoformat(c["valid_from"]), _d(c.get("valid_to")), c.get("grade"), c.get("receives_nursing_subsidy", False))
+            for c in raw.get("categories") or ()
+        ),
+        assessments=tuple(
+            Assessment(a["level"], date.fromisoformat(a["assessed_on"]), _d(a.get("valid_until")), a.get("dementia", False))
+            for a in raw.get("assessments") or ()
+        ),
+        beds=tuple(
+            Bed(
+                uuid.UUID(b["bed_id"]),
+                uuid.UUID(b["org_id"]),
+                tuple(Span(date.fromisoformat(s["start"]), _d(s.get("end"))) for s in b["active"]),
+                b.get("policy_code"),
+            )
+            for b in raw.get("beds") or ()
+        ),
+        modifications=tuple(
+            Modification(uuid.UUID(m["bed_id"]), m["kind"], m["cost_fen"], date.fromisoformat(m["done_on"]))
+            for m in raw.get("modifications") or ()
+        ),
+        benefits=tuple(
+            Benefit(b["code"], b["amount_fen"], date.fromisoformat(b["received_on"]))
+            for b in raw.get("benefits") or ()
+        ),
+        applications=tuple(
+            Application(a["policy_code"], date.fromisoformat(a["approved_on"]), _d(a.get("ends_on")))
+            for a in raw.get("applications") or ()
+        ),
+        visits=tuple(
+            Visit(uuid.UUID(v["visit_id"]), uuid.UUID(v["org_id"]), date.fromisoformat(v["service_day"]), tuple(v.get("item_codes") or ()))
+            for v in raw.get("visits") or ()
+        ),
+        grants=tuple(
+            Grant(g["policy_code"], g["rule"], date.fromisoformat(g["month"]), g["amount_fen"])
+            for g in raw.get("grants") or ()
+        ),
+        disqualified_on=_d(raw.get("disqualified_on")),
+        name=raw.get("name"),
+    )
