@@ -65,8 +65,9 @@ def facts_hash(raw: bytes) -> str:
 
 
 def snapshot_bytes(f: ElderFacts) -> bytes:
-    # orjson serialises dataclasses, dates and UUIDs natively: the frozen facts, cheaply
-    return orjson.dumps(f)
+    # orjson serialises dataclasses and dates natively (asyncpg's UUID type via str): the
+    # frozen facts, cheaply
+    return orjson.dumps(f, default=str)
 
 
 def verdicts(ev: engine.Evaluation) -> list[dict]:
