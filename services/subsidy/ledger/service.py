@@ -122,7 +122,8 @@ def period_for(month: date, closed: set[date]) -> date:
 async def post(session: AsyncSession, draft: Draft) -> uuid.UUID:
     """Write one posting (its entries in one statement: the balance trigger checks it)."""
     await session.execute(insert(Posting).values(**draft.row()))
-    await session.execute(insert(Entry), draft.entry_rows())
+    # one multi-row INSERT, not executemany: the balance trigger runs per statement
+    await session.execute(insert(Entry).values(draft.entry_rows()))
     return draft.id
 
 
