@@ -805,7 +805,9 @@ def _refusal_text(
 
 
 def _steps(rule: Rule, rep: Day) -> tuple[str, ...]:
+    """The steps that would make the elder eligible — only when every failed condition is
+    one (a bed not yet opened, an application not yet made, an overdue re-assessment)."""
     ok, why = rule.eligible.explain(rep)
-    if ok:
+    if ok or not why or not all(r.step for r in why):
         return ()
     return tuple(sorted({r.step for r in why if r.step}))

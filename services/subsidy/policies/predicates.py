@@ -64,7 +64,6 @@ STEP_BED = "no_bed"
 STEP_APPLICATION = "no_application"
 STEP_ASSESSMENT = "no_assessment"
 STEP_REASSESSMENT = "reassessment_overdue"
-STEP_CATEGORY = "no_category"
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,8 +146,10 @@ class Any_(Pred):
         if len(failed) <= 1:
             return False, failed
         joined = T("；或".join(r.text.zh for r in failed), "; or ".join(r.text.en for r in failed))
-        steps = {r.step for r in failed} - {None}
-        return False, [Reason("none_of", joined, steps.pop() if len(steps) == 1 else None)]
+        # a step fixes the whole "any" only when every branch misses that same step
+        steps = {r.step for r in failed}
+        step = steps.pop() if len(steps) == 1 else None
+        return False, [Reason("none_of", joined, step)]
 
     def atoms(self) -> Iterator[Pred]:
         for p in self.parts:
@@ -315,10 +316,9 @@ def _category(code: str, grade_at_most: int | None, grade_at_least: int | None) 
         if ok and c is not None:
             return Reason("category", _cat_text(c))
         if c is None:
+            # not a step: a category is a finding about the elder's circumstances
             return Reason(
-                f"no_{code}",
-                T(f"{d.day} 无有效的{name.zh}认定", f"no {name.en} valid on {d.day}"),
-                STEP_CATEGORY,
+                f"no_{code}", T(f"{d.day} 无有效的{name.zh}认定", f"no {name.en} valid on {d.day}")
             )
         want_zh = f"{grade_at_most}级及以上" if grade_at_most else f"{grade_at_least}级及以下"
         return Reason(

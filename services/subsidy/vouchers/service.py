@@ -88,6 +88,19 @@ async def redeem(*, session: AsyncSession, principal: Principal, body: Redemptio
             slug="org-disqualified",
             errors=[("visit_id", T("机构已被取消资格", "organisation disqualified"))],
         )
+    disqualified = await session.scalar(
+        select(FraudFlag.id).where(
+            FraudFlag.subject == "elder",
+            FraudFlag.elder_id == visit.elder_id,
+            FraudFlag.effective_from <= day,
+        )
+    )
+    if disqualified is not None:
+        raise Unprocessable(
+            T("老人已被取消享受补助资格，消费券不能使用", "the elder has been disqualified; vouchers cannot be used"),
+            slug="elder-disqualified",
+            errors=[("visit_id", T("老人已被取消资格", "elder disqualified"))],
+        )
     month = day.replace(day=1)
     approved = select(VoucherOrg.policy_code).where(
         VoucherOrg.org_id == visit.org_id,
