@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Literal
 
 from fastapi import APIRouter
 from sqlalchemy import select
@@ -30,7 +31,7 @@ async def list_applications(
     session: SessionDep,
     principal: Principal = ScopedReader,
     elder_id: uuid.UUID | None = None,
-    status: str | None = None,
+    status: Literal["submitted", "approved", "refused"] | None = None,
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> Page[ApplicationRead]:

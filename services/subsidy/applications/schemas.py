@@ -2,20 +2,24 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from services.subsidy.common import Code, Text
 
 
 class ApplicationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     elder_id: uuid.UUID
-    policy_code: str = Field(max_length=64)
-    basis: str | None = Field(
-        None, max_length=64, description="the checklist it is filed under (e.g. dibao_dependent)"
+    policy_code: Code
+    basis: Code | None = Field(
+        None, description="the checklist it is filed under (e.g. dibao_dependent)"
     )
-    documents: list[str] = Field(default=[], max_length=50, description="documents handed in")
+    documents: list[Annotated[Text, Field(max_length=256)]] = Field(
+        default=[], max_length=50, description="documents handed in"
+    )
     submitted_on: date | None = Field(None, description="default today")
 
 
@@ -23,8 +27,10 @@ class ApplicationDecision(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     decision: Literal["approve", "refuse"]
-    reasons: list[str] = Field(default=[], max_length=20, description="required when refusing")
-    note: str | None = Field(None, max_length=512)
+    reasons: list[Annotated[Text, Field(max_length=512)]] = Field(
+        default=[], max_length=20, description="required when refusing"
+    )
+    note: Text | None = Field(None, max_length=512)
 
     @model_validator(mode="after")
     def _reasons(self) -> ApplicationDecision:

@@ -5,6 +5,7 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.subsidy.common import Text
 from shared.money import Fen
 
 
@@ -19,7 +20,7 @@ class BenefitCreate(BaseModel):
     )
     amount_fen: Fen
     received_on: date
-    reference: str | None = Field(None, max_length=256)
+    reference: Text | None = Field(None, max_length=256)
 
 
 class BenefitRead(BaseModel):

@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.subsidy.common import Month
+from services.subsidy.common import Code, Month
 
 Kind = Literal["monthly", "one_time", "annual", "per_visit"]
 
@@ -15,9 +15,8 @@ class EvaluationCreate(BaseModel):
 
     elder_id: uuid.UUID
     month: Month
-    policy_code: str | None = Field(
+    policy_code: Code | None = Field(
         None,
-        max_length=64,
         description="evaluate under this policy (default: the most specific active policy "
         "covering the elder's hukou region in that month)",
     )

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from services.subsidy.common import Code, Text
 from shared.money import Fen
 
 
@@ -15,11 +16,11 @@ class FraudFlagCreate(BaseModel):
     subject: Literal["elder", "org"]
     elder_id: uuid.UUID | None = None
     org_id: uuid.UUID | None = None
-    reason: str = Field(min_length=1, max_length=512)
+    reason: Text = Field(min_length=1, max_length=512)
     found_on: date
     effective_from: date | None = Field(None, description="default: found_on")
     repay_fen: Fen = Field(0, description="obtained by fraud, to be repaid (a receivable)")
-    fund: str | None = Field(None, max_length=64, description="the fund it is repaid to")
+    fund: Code | None = Field(None, description="the fund it is repaid to")
 
     @model_validator(mode="after")
     def _one_subject(self) -> FraudFlagCreate:

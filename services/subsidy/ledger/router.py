@@ -6,7 +6,7 @@ from typing import Literal
 from fastapi import APIRouter
 from sqlalchemy import select
 
-from services.subsidy.common import Month, parse_month
+from services.subsidy.common import Code, Month, parse_month
 from services.subsidy.ledger import service
 from services.subsidy.ledger.models import Entry, Posting
 from services.subsidy.ledger.schemas import BalanceRead, EntryRead, PeriodRead
@@ -39,7 +39,7 @@ async def balances(
     by: Literal["fund", "elder", "org"] = "fund",
     elder_id: uuid.UUID | None = None,
     org_id: uuid.UUID | None = None,
-    fund: str | None = None,
+    fund: Code | None = None,
 ) -> list[BalanceRead]:
     where = []
     scope = _scope(principal)

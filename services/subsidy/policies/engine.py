@@ -549,6 +549,8 @@ def _one_time(
             eligible.append((m, d))
     if not eligible:
         code, rep, combo = last_fail
+        if facts.disqualified_on and facts.disqualified_on <= first:
+            code = "disqualified"
         if rep is None:
             end = min(last, facts.deceased_on - ONE_DAY) if facts.deceased_on else last
             rep = day_facts(facts, max(end, first))

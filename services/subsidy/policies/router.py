@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from services.subsidy.common import Code
 from services.subsidy.policies import service
 from services.subsidy.policies.models import PolicyVersion
 from services.subsidy.policies.schemas import (
@@ -48,7 +49,7 @@ async def _read(session, row: PolicyVersion, cls=PolicyRead):
 async def list_policies(
     session: SessionDep,
     principal: Principal = ScopedReader,
-    code: str | None = None,
+    code: Code | None = None,
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> Page[PolicyRead]:
@@ -69,7 +70,7 @@ async def list_policies(
     summary="One version with its whole document",
 )
 async def get_policy_version(
-    code: str, version: int, session: SessionDep, principal: Principal = ScopedReader
+    code: Code, version: int, session: SessionDep, principal: Principal = ScopedReader
 ) -> PolicyDocumentRead:
     v = await service.get_version(session, code, version)
     return await _read(session, v.row, PolicyDocumentRead)
@@ -99,7 +100,7 @@ async def create_policy(
     responses={422: problem_doc("the draft still has blank amounts or no region")},
 )
 async def activate_policy(
-    code: str, version: int, session: SessionDep, principal: Principal = Admin
+    code: Code, version: int, session: SessionDep, principal: Principal = Admin
 ) -> PolicyRead:
     row = await service.activate(session, code=code, version=version)
     return await _read(session, row)

@@ -4,7 +4,7 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.errors import FieldError
 
@@ -49,5 +49,21 @@ class PolicyCreate(BaseModel):
     model_config = ConfigDict(extra="allow", json_schema_extra={"additionalProperties": True})
 
     code: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=1_000_000)
     title: str = Field(min_length=1, max_length=256)
+
+    @model_validator(mode="after")
+    def _no_nul(self) -> PolicyCreate:
+        def walk(value: Any, path: str) -> None:
+            if isinstance(value, str) and "\x00" in value:
+                raise ValueError(f"{path}: NUL characters are not allowed")
+            if isinstance(value, dict):
+                for k, v in value.items():
+                    walk(k, path)
+                    walk(v, f"{path}.{k}")
+            if isinstance(value, list):
+                for i, v in enumerate(value):
+                    walk(v, f"{path}[{i}]")
+
+        walk(self.model_dump(), "document")
+        return self

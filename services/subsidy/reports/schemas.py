@@ -4,6 +4,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.subsidy.common import Code
+
 
 class MissedRow(BaseModel):
     elder_id: str
@@ -36,10 +38,10 @@ class WhatIfCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     draft: dict[str, Any] | None = Field(None, description="a policy document (not stored)")
-    policy_code: str | None = Field(None, description="…or a stored version (e.g. a draft)")
+    policy_code: Code | None = Field(None, description="…or a stored version (e.g. a draft)")
     version: int | None = None
     year: int = Field(ge=2000, le=2100)
-    baseline_code: str | None = Field(None, description="compare with (default: same code)")
+    baseline_code: Code | None = Field(None, description="compare with (default: same code)")
 
 
 class FundCost(BaseModel):

@@ -5,12 +5,14 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.subsidy.common import Code
+
 
 class RewardQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     org_id: uuid.UUID
-    policy_code: str = Field("xm-tongan-org-reward", max_length=64)
+    policy_code: Code = "xm-tongan-org-reward"
     as_of: date
     satisfaction_pct: int = Field(
         ge=0, le=100, description="服务对象满意率 — an input until satisfaction surveys exist"

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from services.subsidy.settlements import service
@@ -41,7 +41,7 @@ async def settle(body: SettlementCreate, session: SessionDep, principal: Princip
 async def list_settlements(
     session: SessionDep,
     principal: Principal = Reader,
-    quarter: str | None = None,
+    quarter: str | None = Query(None, pattern=r"^\d{4}Q[1-4]$"),
     org_id: uuid.UUID | None = None,
     cursor: Cursor = None,
     limit: Limit = 50,

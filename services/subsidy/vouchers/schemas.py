@@ -5,7 +5,7 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.subsidy.common import Month
+from services.subsidy.common import Code, Month
 from shared.money import Fen
 
 
@@ -13,7 +13,7 @@ class VoucherOrgCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     org_id: uuid.UUID
-    policy_code: str = Field(max_length=64)
+    policy_code: Code
     approved_from: date
     approved_to: date | None = None
 
