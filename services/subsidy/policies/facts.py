@@ -179,21 +179,34 @@ class Day:
         return bool(self.assessment and self.assessment.dementia)
 
 
+def _rank(c: Category) -> tuple:
+    return (c.receives_nursing_subsidy, -(c.grade or 9), c.valid_to or date.max, -c.valid_from.toordinal())
+
+
 def assessment_in_force(assessments: tuple[Assessment, ...], day: date) -> Assessment | None:
     best: Assessment | None = None
     for a in assessments:
-        if a.assessed_on <= day and (best is None or a.assessed_on >= best.assessed_on):
+        if a.assessed_on <= day and (best is None or _arank(a) > _arank(best)):
             best = a
     return best
 
 
+def _arank(a: Assessment) -> tuple:
+    # latest assessment wins; two on one day: the higher level (order-independent)
+    return (a.assessed_on, a.level, a.valid_until or date.max, a.dementia)
+
+
 def day_facts(facts: ElderFacts, day: date) -> Day:
-    cats = {c.code: c for c in facts.categories if c.valid_on(day)}
+    cats: dict[str, Category] = {}
+    for c in facts.categories:
+        if c.valid_on(day) and (c.code not in cats or _rank(c) > _rank(cats[c.code])):
+            cats[c.code] = c  # two overlapping records of one code: the same pick, any order
     assessment = assessment_in_force(facts.assessments, day)
     level = None
     if assessment is not None and (assessment.valid_until is None or day <= assessment.valid_until):
         level = assessment.level
-    bed = next((b for b in facts.beds if b.active_on(day)), None)
+    active = [b for b in facts.beds if b.active_on(day)]
+    bed = min(active, key=lambda b: str(b.bed_id)) if active else None
     approved = frozenset(
         a.policy_code
         for a in facts.applications
