@@ -18,6 +18,7 @@ from shared.embedded import EmbeddedBroker, EmbeddedPostgres, port_is_open, wait
 # REST services that exist so far (subsidy and dispatch join as their issues land).
 SERVICES = {
     "registry": "services.registry.app:create_app",
+    "subsidy": "services.subsidy.app:create_app",
     "telemetry": "services.telemetry.app:create_app",
 }
 
