@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from bench import ingest, registry
+from bench import ingest, registry, subsidy
 from bench.common import Phase
 
 
@@ -22,6 +22,7 @@ class Outcome(Protocol):
 BENCHMARKS: dict[str, Callable[[registry.Options], Outcome]] = {
     "registry": registry.run,
     "ingest": ingest.run,
+    "subsidy": subsidy.run,  # BENCH_SUBSIDY_ELDERS / BENCH_SUBSIDY_SCALE set the district size
 }
 
 COLUMNS = (

@@ -36,7 +36,9 @@ def _month(text: str) -> str:
 Month = Annotated[str, AfterValidator(_month), Field(examples=["2025-06"])]
 # Identifiers and text that reach the database: no NUL or other control characters (bad
 # input is a 422 naming the field, never a database error).
-Code = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$", examples=["sz-home-care-voucher"])]
+Code = Annotated[
+    str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$", examples=["sz-home-care-voucher"])
+]
 Text = Annotated[str, Field(pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f]*$")]
 
 

@@ -223,3 +223,15 @@ def test_bed_moving_org_mid_month_splits_the_line_and_keeps_the_whole():
     (line,) = ev.lines
     assert line.amount_fen == 25_000
     assert {p.org_id: p.amount_fen for p in line.parts} == {ORG_A: 9677, ORG_B: 15323}
+
+
+@settings(max_examples=300, deadline=None)
+@given(elders(), st.sampled_from(list(DOCS)), st.sampled_from(MONTHS))
+def test_the_run_memo_never_changes_a_result(facts, doc, month):
+    """A memo warmed by other elders gives exactly what a fresh evaluation gives."""
+    memo: dict = {}
+    twin = ElderFacts(**{**facts.__dict__, "elder_id": uuid.UUID(int=facts.elder_id.int ^ 1)})
+    engine.evaluate(DOCS[doc], twin, month, explain=False, memo=memo)
+    cached = engine.evaluate(DOCS[doc], facts, month, explain=False, memo=memo)
+    fresh = engine.evaluate(DOCS[doc], facts, month, explain=False)
+    assert cached == fresh

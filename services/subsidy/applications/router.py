@@ -8,7 +8,11 @@ from sqlalchemy import select
 
 from services.subsidy.applications import service
 from services.subsidy.applications.models import Application
-from services.subsidy.applications.schemas import ApplicationCreate, ApplicationDecision, ApplicationRead
+from services.subsidy.applications.schemas import (
+    ApplicationCreate,
+    ApplicationDecision,
+    ApplicationRead,
+)
 from shared import clock, scoping
 from shared.auth import Principal, Role, ScopedReader, require_roles
 from shared.pagination import Cursor, Limit, Page, paginate
@@ -19,11 +23,15 @@ Applicant = require_roles(Role.admin, Role.street, Role.community, Role.family)
 Reviewer = require_roles(Role.admin, Role.street, Role.community)
 
 
-@router.post("", status_code=201, response_model=ApplicationRead, summary="Apply (申请) for a subsidy")
+@router.post(
+    "", status_code=201, response_model=ApplicationRead, summary="Apply (申请) for a subsidy"
+)
 async def create_application(
     body: ApplicationCreate, session: SessionDep, principal: Principal = Applicant
 ) -> ApplicationRead:
-    return await service.to_read(session, await service.create(session=session, principal=principal, body=body))
+    return await service.to_read(
+        session, await service.create(session=session, principal=principal, body=body)
+    )
 
 
 @router.get("", response_model=Page[ApplicationRead])
@@ -67,5 +75,7 @@ async def decide_application(
     principal: Principal = Reviewer,
 ) -> ApplicationRead:
     app = await service.get(session=session, principal=principal, application_id=application_id)
-    app = await service.decide(session=session, principal=principal, app=app, body=body, today=clock.today())
+    app = await service.decide(
+        session=session, principal=principal, app=app, body=body, today=clock.today()
+    )
     return await service.to_read(session, app)

@@ -12,7 +12,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.subsidy.applications.models import Application
-from services.subsidy.applications.schemas import ApplicationCreate, ApplicationDecision, ApplicationRead
+from services.subsidy.applications.schemas import (
+    ApplicationCreate,
+    ApplicationDecision,
+    ApplicationRead,
+)
 from services.subsidy.policies import service as policies
 from shared import calendar, clock, scoping
 from shared.auth import Principal, Role
@@ -27,7 +31,9 @@ STAGES: dict[str, tuple[int, frozenset[Role], str]] = {
 }
 
 
-async def create(*, session: AsyncSession, principal: Principal, body: ApplicationCreate) -> Application:
+async def create(
+    *, session: AsyncSession, principal: Principal, body: ApplicationCreate
+) -> Application:
     if principal.role is Role.family and principal.elder != body.elder_id:
         raise Forbidden(T("家属只能为本人的老人申请", "family members apply for their own elder"))
     await scoping.require_elder(session, principal, body.elder_id)
@@ -35,7 +41,15 @@ async def create(*, session: AsyncSession, principal: Principal, body: Applicati
     if body.basis and version.doc.checklists and body.basis not in version.doc.checklists:
         raise Unprocessable(
             T(f"未知的申请类别 {body.basis}", f"unknown basis {body.basis}"),
-            errors=[("basis", T(f"可选：{', '.join(version.doc.checklists)}", f"one of {', '.join(version.doc.checklists)}"))],
+            errors=[
+                (
+                    "basis",
+                    T(
+                        f"可选：{', '.join(version.doc.checklists)}",
+                        f"one of {', '.join(version.doc.checklists)}",
+                    ),
+                )
+            ],
         )
     open_one = await session.scalar(
         select(Application.id).where(
@@ -45,7 +59,10 @@ async def create(*, session: AsyncSession, principal: Principal, body: Applicati
         )
     )
     if open_one is not None:
-        raise Conflict(T("已有审批中的申请", "an application is already under review"), application_id=str(open_one))
+        raise Conflict(
+            T("已有审批中的申请", "an application is already under review"),
+            application_id=str(open_one),
+        )
     submitted = body.submitted_on or clock.today()
     app = Application(
         elder_id=body.elder_id,
@@ -65,7 +82,9 @@ async def create(*, session: AsyncSession, principal: Principal, body: Applicati
     return app
 
 
-async def get(*, session: AsyncSession, principal: Principal, application_id: uuid.UUID) -> Application:
+async def get(
+    *, session: AsyncSession, principal: Principal, application_id: uuid.UUID
+) -> Application:
     app = await session.get(Application, application_id)
     if app is None:
         raise NotFound(T(f"未找到申请 {application_id}", f"application {application_id} not found"))
@@ -74,7 +93,12 @@ async def get(*, session: AsyncSession, principal: Principal, application_id: uu
 
 
 async def decide(
-    *, session: AsyncSession, principal: Principal, app: Application, body: ApplicationDecision, today: date
+    *,
+    session: AsyncSession,
+    principal: Principal,
+    app: Application,
+    body: ApplicationDecision,
+    today: date,
 ) -> Application:
     if app.status != "submitted":
         raise Conflict(T("申请已办结", "the application is already decided"))

@@ -21,7 +21,9 @@ router = APIRouter(prefix="/v1/benefits", tags=["benefits"])
 
 
 @router.post("", status_code=201, response_model=BenefitRead, summary="Record an earlier subsidy")
-async def create_benefit(body: BenefitCreate, session: SessionDep, principal: Principal = CaseWriter) -> BenefitRead:
+async def create_benefit(
+    body: BenefitCreate, session: SessionDep, principal: Principal = CaseWriter
+) -> BenefitRead:
     await scoping.require_elder(session, principal, body.elder_id)
     if body.received_on > clock.today():
         raise Unprocessable(
@@ -45,4 +47,6 @@ async def list_benefits(
     stmt = select(Benefit).where(scoping.by_elder(principal, Benefit.elder_id))
     if elder_id:
         stmt = stmt.where(Benefit.elder_id == elder_id)
-    return await paginate(session, stmt, key=Benefit.id, cursor=cursor, limit=limit, read=BenefitRead.model_validate)
+    return await paginate(
+        session, stmt, key=Benefit.id, cursor=cursor, limit=limit, read=BenefitRead.model_validate
+    )

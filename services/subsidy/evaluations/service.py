@@ -39,12 +39,19 @@ async def evaluate(
         raise NotFound(T(f"未找到老人 {elder_id}", f"elder {elder_id} not found"))
     elder = world.elders[0]
     if policy_code:
-        versions = await policies.in_force(session, month=month, code=policy_code, include_drafts=True)
+        versions = await policies.in_force(
+            session, month=month, code=policy_code, include_drafts=True
+        )
         if not versions:
             raise Unprocessable(
-                T(f"{month_text(month)} 没有生效的策略 {policy_code}", f"no version of {policy_code} is in force in {month_text(month)}"),
+                T(
+                    f"{month_text(month)} 没有生效的策略 {policy_code}",
+                    f"no version of {policy_code} is in force in {month_text(month)}",
+                ),
                 slug="no-policy",
-                errors=[("policy_code", T("该月没有此策略的版本", "no version in force that month"))],
+                errors=[
+                    ("policy_code", T("该月没有此策略的版本", "no version in force that month"))
+                ],
             )
         chosen, others = versions[0], []
     else:
@@ -56,14 +63,21 @@ async def evaluate(
                     f"no active policy covers hukou region {elder.hukou_region} in {month_text(month)}",
                 ),
                 slug="no-policy",
-                errors=[("elder_id", T("户籍地没有适用的策略", "no policy covers the elder's hukou region"))],
+                errors=[
+                    (
+                        "elder_id",
+                        T("户籍地没有适用的策略", "no policy covers the elder's hukou region"),
+                    )
+                ],
             )
         chosen, others = versions[0], versions[1:]
     ev = engine.evaluate(chosen.doc, elder, month, barred_orgs=world.barred_orgs)
     return render(ev, draft=chosen.row.status != "active", also=[v.row.code for v in others])
 
 
-def render(ev: engine.Evaluation, *, draft: bool = False, also: list[str] | None = None) -> EvaluationRead:
+def render(
+    ev: engine.Evaluation, *, draft: bool = False, also: list[str] | None = None
+) -> EvaluationRead:
     """The response, in the request's language (explanations are ``T``s)."""
     return EvaluationRead(
         elder_id=ev.elder_id,
@@ -82,14 +96,19 @@ def render(ev: engine.Evaluation, *, draft: bool = False, also: list[str] | None
                 fund=line.fund,
                 days=line.days,
                 combination=line.combination,
-                parts=[PartRead(org_id=p.org_id, days=p.days, amount_fen=p.amount_fen) for p in line.parts],
+                parts=[
+                    PartRead(org_id=p.org_id, days=p.days, amount_fen=p.amount_fen)
+                    for p in line.parts
+                ],
                 also=list(line.also),
             )
             for line in ev.lines
         ],
         total_fen=ev.total_fen,
         refused=[
-            RefusedRead(rule=r.rule, code=r.code, reason=text(r.reason) or r.code, steps=list(r.steps))
+            RefusedRead(
+                rule=r.rule, code=r.code, reason=text(r.reason) or r.code, steps=list(r.steps)
+            )
             for r in ev.refused
         ],
         also_applicable=also or [],

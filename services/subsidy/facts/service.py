@@ -137,8 +137,11 @@ def _statements(shape: str) -> dict[str, tuple[str, tuple[str, ...], dict[str, A
         "modifications": select(b.c.elder_id, m.c.bed_id, m.c.kind, m.c.cost_fen, m.c.done_on)
         .select_from(m.join(b, b.c.id == m.c.bed_id))
         .where(_in_scope(b.c.elder_id, shape), m.c.done_on <= end),
-        "visits": select(vv.c.visit_id, vv.c.elder_id, vv.c.org_id, vv.c.service_day, vv.c.item_codes)
-        .where(_in_scope(vv.c.elder_id, shape), vv.c.service_day >= start, vv.c.service_day <= end),
+        "visits": select(
+            vv.c.visit_id, vv.c.elder_id, vv.c.org_id, vv.c.service_day, vv.c.item_codes
+        ).where(
+            _in_scope(vv.c.elder_id, shape), vv.c.service_day >= start, vv.c.service_day <= end
+        ),
     }
     bt, ap, ff, dl = (
         BenefitRow.__table__,
@@ -293,4 +296,3 @@ def bed_spans(bed: Any, events: Iterable[tuple[date, Any, str]] | None) -> tuple
     if open_from is not None:
         spans.append(Span(open_from, None))
     return tuple(spans)
-

@@ -29,8 +29,12 @@ async def _read(session, flag: FraudFlag) -> FraudFlagRead:
     summary="Flag fraud: stops future entitlements (for life, for an elder), records the "
     "amount to repay, audited",
 )
-async def create_flag(body: FraudFlagCreate, session: SessionDep, principal: Principal = Admin) -> FraudFlagRead:
-    return await _read(session, await service.create(session=session, principal=principal, body=body))
+async def create_flag(
+    body: FraudFlagCreate, session: SessionDep, principal: Principal = Admin
+) -> FraudFlagRead:
+    return await _read(
+        session, await service.create(session=session, principal=principal, body=body)
+    )
 
 
 @router.get("", response_model=Page[FraudFlagRead])
@@ -48,7 +52,9 @@ async def list_flags(
     if org_id:
         stmt = stmt.where(FraudFlag.org_id == org_id)
     page = await paginate(session, stmt, key=FraudFlag.id, cursor=cursor, limit=limit)
-    return Page[FraudFlagRead](items=[await _read(session, f) for f in page.items], next_cursor=page.next_cursor)
+    return Page[FraudFlagRead](
+        items=[await _read(session, f) for f in page.items], next_cursor=page.next_cursor
+    )
 
 
 @router.post("/{flag_id}/repayments", response_model=FraudFlagRead, summary="Record a repayment")

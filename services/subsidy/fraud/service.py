@@ -22,7 +22,9 @@ from shared.errors import NotFound, Unprocessable
 from shared.i18n import T
 
 
-async def create(*, session: AsyncSession, principal: Principal, body: FraudFlagCreate) -> FraudFlag:
+async def create(
+    *, session: AsyncSession, principal: Principal, body: FraudFlagCreate
+) -> FraudFlag:
     if body.elder_id is not None:
         await scoping.require_elder(session, principal, body.elder_id)
     else:
@@ -46,7 +48,9 @@ async def create(*, session: AsyncSession, principal: Principal, body: FraudFlag
     session.add(flag)
     await session.flush()
     if body.repay_fen:
-        period = ledger.period_for(clock.today().replace(day=1), await ledger.closed_periods(session))
+        period = ledger.period_for(
+            clock.today().replace(day=1), await ledger.closed_periods(session)
+        )
         flag.posting_id = await ledger.post(
             session,
             Draft(
@@ -54,7 +58,9 @@ async def create(*, session: AsyncSession, principal: Principal, body: FraudFlag
                 period=period,
                 legs=[
                     Leg("receivable", body.fund or "-", body.repay_fen, body.elder_id, body.org_id),
-                    Leg("recoveries", body.fund or "-", -body.repay_fen, body.elder_id, body.org_id),
+                    Leg(
+                        "recoveries", body.fund or "-", -body.repay_fen, body.elder_id, body.org_id
+                    ),
                 ],
                 created_by=principal.sub,
                 elder_id=body.elder_id,

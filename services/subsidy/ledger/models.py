@@ -67,7 +67,8 @@ class Entry(Base):
     __tablename__ = "ledger_entries"
     __table_args__ = (
         ForeignKeyConstraint(
-            ["posting_id", "period"], ["subsidy.ledger_postings.id", "subsidy.ledger_postings.period"]
+            ["posting_id", "period"],
+            ["subsidy.ledger_postings.id", "subsidy.ledger_postings.period"],
         ),
         CheckConstraint(f"account IN {ACCOUNTS}", name="account"),
         Index("ix_ledger_entries_posting", "posting_id"),

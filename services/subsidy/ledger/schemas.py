@@ -7,7 +7,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class BalanceRead(BaseModel):
-    account: str = Field(description="fund | allowance | org_payable | disbursed | self_pay | receivable | recoveries")
+    account: str = Field(
+        description="fund | allowance | org_payable | disbursed | self_pay | receivable | recoveries"
+    )
     fund: str
     elder_id: uuid.UUID | None = None
     org_id: uuid.UUID | None = None

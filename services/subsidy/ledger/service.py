@@ -113,7 +113,10 @@ def period_for(month: date, closed: set[date]) -> date:
     current = clock.today().replace(day=1)
     if current in closed or current < month:
         raise Conflict(
-            T(f"账期 {month_text(month)} 已关账，当前账期也已关闭", f"period {month_text(month)} is closed and so is the current one"),
+            T(
+                f"账期 {month_text(month)} 已关账，当前账期也已关闭",
+                f"period {month_text(month)} is closed and so is the current one",
+            ),
             slug="period-closed",
         )
     return current

@@ -27,12 +27,13 @@ explanations are rendered again from them on request).
 
 from __future__ import annotations
 
+import bisect
 import calendar
+import functools
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from fractions import Fraction
 
 from services.subsidy.policies.document import Combination, PolicyDoc, Rule
 from services.subsidy.policies.facts import ONE_DAY, Day, ElderFacts, birthday_in, day_facts
@@ -82,11 +83,27 @@ class Evaluation:
     lines: tuple[Line, ...]
     refused: tuple[Refusal, ...]
 
-    @property
+    @functools.cached_property
     def total_fen(self) -> int:
         return sum(line.amount_fen for line in self.lines)
 
 
+_CUTS: dict[str, tuple[int, ...]] = {}
+
+
+def _age_cuts(doc: PolicyDoc) -> tuple[int, ...]:
+    cuts = _CUTS.get(doc.hash)
+    if cuts is None:
+        found: set[int] = set()
+        preds = [r.eligible for r in doc.rules] + [c.when for c in doc.combinations if c.when]
+        for p in preds:
+            for atom in p.atoms():
+                found.update(atom.dims.get("age", ())[1:])  # an age atom's dims are (n - 1, n)
+        cuts = _CUTS[doc.hash] = tuple(sorted(found))
+    return cuts
+
+
+@functools.cache
 def month_bounds(month: date) -> tuple[date, date, int]:
     n = calendar.monthrange(month.year, month.month)[1]
     first = month.replace(day=1)
@@ -132,14 +149,15 @@ class _Work:
     merged: bool = False
 
 
-def _segments(doc: PolicyDoc, facts: ElderFacts, first: date, last: date) -> list[_Seg]:
-    points = {first}
-    for p in facts.change_points():
-        if first < p <= last:
-            points.add(p)
-    b = birthday_in(facts.birth_date, first, last)
-    if b and b > first:
-        points.add(b)
+_POINTS: dict[tuple[str, date], frozenset[date]] = {}
+
+
+def _doc_points(doc: PolicyDoc, first: date, last: date) -> frozenset[date]:
+    """Days within the month on which a rule starts or ends, or a dated amount changes."""
+    held = _POINTS.get((doc.hash, first))
+    if held is not None:
+        return held
+    points: set[date] = set()
     for rule in doc.rules:
         for edge in (rule.valid_from, rule.valid_to and rule.valid_to + ONE_DAY):
             if edge and first < edge <= last:
@@ -147,6 +165,17 @@ def _segments(doc: PolicyDoc, facts: ElderFacts, first: date, last: date) -> lis
         for v in rule.amount.values:
             if first < v.start <= last:
                 points.add(v.start)
+    held = _POINTS[(doc.hash, first)] = frozenset(points)
+    return held
+
+
+def _segments(doc: PolicyDoc, facts: ElderFacts, first: date, last: date) -> list[_Seg]:
+    points = {p for p in facts.change_points() if first < p <= last}
+    points.add(first)
+    b = birthday_in(facts.birth_date, first, last)
+    if b and b > first:
+        points.add(b)
+    points |= _doc_points(doc, first, last)
     starts = sorted(points)
     segs: list[_Seg] = []
     for i, start in enumerate(starts):
@@ -157,21 +186,23 @@ def _segments(doc: PolicyDoc, facts: ElderFacts, first: date, last: date) -> lis
     return segs
 
 
-def _allocate(exact: Sequence[Fraction]) -> list[int]:
-    """Round the sum half-up to the fen; share it out by largest remainder (ties: first)."""
-    total = sum(exact, Fraction(0))
-    whole = int(total + Fraction(1, 2)) if total >= 0 else -int(-total + Fraction(1, 2))
-    floors = [int(x) for x in exact]
+def _allocate_int(nums: Sequence[int], n: int) -> list[int]:
+    """Parts ``nums[i] / n`` (exact fractions with one denominator): the sum rounded half-up
+    to the fen, shared out by largest remainder (ties: the earlier part). Integers only."""
+    total = sum(nums)
+    whole = (2 * total + n) // (2 * n)
+    floors = [x // n for x in nums]
     rest = whole - sum(floors)
-    order = sorted(range(len(exact)), key=lambda i: (-(exact[i] - floors[i]), i))
-    for i in order[: max(rest, 0)]:
-        floors[i] += 1
+    if rest > 0:
+        order = sorted(range(len(nums)), key=lambda i: (-(nums[i] % n), i))
+        for i in order[:rest]:
+            floors[i] += 1
     return floors
 
 
 def prorate(amount_fen: int, day_counts: Sequence[int], days_in_month: int) -> list[int]:
     """Parts of a monthly ``amount_fen`` for the given day counts (the rule above)."""
-    return _allocate([Fraction(amount_fen * d, days_in_month) for d in day_counts])
+    return _allocate_int([amount_fen * d for d in day_counts], days_in_month)
 
 
 def evaluate(
@@ -181,10 +212,48 @@ def evaluate(
     *,
     barred_orgs: Mapping[uuid.UUID, date] | None = None,
     explain: bool = True,
+    memo: dict | None = None,
 ) -> Evaluation:
+    """``memo`` (a dict kept for one run) shares results between elders whose month is one
+    unchanging day of the same facts — most of a district; results are identical either way."""
     first, last, n = month_bounds(month)
     barred = barred_orgs or {}
     segs = _segments(doc, facts, first, last)
+    key = None
+    if (
+        memo is not None
+        and not explain
+        and len(segs) == 1
+        and not (facts.modifications or facts.visits or facts.grants)
+    ):
+        s0 = segs[0]
+        d = s0.facts
+        org = d.bed.org_id if d.bed else None
+        key = (
+            doc.hash,
+            first,
+            bisect.bisect_right(_age_cuts(doc), d.age),  # predicates only compare ages with these
+            d.hukou,
+            d.residence,
+            d.arrangement,
+            d.at_home,
+            tuple(
+                sorted((c.code, c.grade, c.receives_nursing_subsidy) for c in d.categories.values())
+            ),
+            d.level,
+            d.dementia,
+            org,
+            org is not None and org in barred and barred[org] <= first,
+            d.approved,
+            d.nursing_subsidy,
+            s0.alive,
+            s0.qualified,
+        )
+        held = memo.get(key)
+        if held is not None:
+            return Evaluation(
+                facts.elder_id, first, doc.code, doc.version, doc.hash, held[0], held[1]
+            )
     groups = {r: c for c in doc.combinations if c.kind == "highest" for r in c.rules}
     day_excl = [c for c in doc.combinations if c.kind == "exclude" and c.when is not None]
     works: dict[str, _Work] = {}
@@ -246,6 +315,8 @@ def evaluate(
                 also=w.also,
             )
         )
+    if key is not None:
+        memo[key] = (tuple(lines), tuple(refused))  # type: ignore[index]
     return Evaluation(
         elder_id=facts.elder_id,
         month=first,
@@ -285,7 +356,10 @@ def _rule(
 ) -> _Work:
     w = _Work(rule)
     if rule.kind == "one_time":
-        return _one_time(doc, rule, facts, w, first, last, barred, day_excl, explain)
+        alive = [x for x in segs if x.alive] or segs
+        return _one_time(
+            doc, rule, facts, w, first, last, barred, day_excl, explain, alive[-1].facts
+        )
     excl = [c for c in day_excl if rule.id in c.rules]
     eligible: list[_Seg] = []
     last_fail: tuple[str, _Seg | None, Combination | None] = ("not_eligible", None, None)
@@ -299,10 +373,14 @@ def _rule(
         if not s.qualified:
             last_fail = ("disqualified", s, None)
             continue
-        if not rule.eligible.test(s.facts):
+        if not rule.eligible.fn(s.facts):
             last_fail = ("not_eligible", s, None)
             continue
-        hit = next((c for c in excl if c.when is not None and c.when.test(s.facts)), None)
+        hit = (
+            next((c for c in excl if c.when is not None and c.when.fn(s.facts)), None)
+            if excl
+            else None
+        )
         if hit is not None:
             last_fail = ("excluded", s, hit)
             continue
@@ -319,7 +397,7 @@ def _rule(
             rule.id,
             code,
             _refusal_text(doc, rule, facts, code, rep, combo) if explain else None,
-            _steps(rule, rep) if code == "not_eligible" else (),
+            _steps(rule, rep) if explain and code == "not_eligible" else (),
         )
         return w
     w.rep = eligible[-1].facts
@@ -363,7 +441,7 @@ def _monthly(rule: Rule, w: _Work, eligible: list[_Seg], n: int, explain: bool) 
             )
         return None
     keys: list[tuple[uuid.UUID | None, int]] = []
-    exact: list[Fraction] = []
+    nums: list[int] = []
     days: list[int] = []
     for s in eligible:
         v = a.value_on(s.start)
@@ -374,13 +452,13 @@ def _monthly(rule: Rule, w: _Work, eligible: list[_Seg], n: int, explain: bool) 
         key = (org, v.fen)
         if key in keys:
             i = keys.index(key)
-            exact[i] += Fraction(v.fen * s.days, n)
+            nums[i] += v.fen * s.days
             days[i] += s.days
         else:
             keys.append(key)
-            exact.append(Fraction(v.fen * s.days, n))
+            nums.append(v.fen * s.days)
             days.append(s.days)
-    amounts = _allocate(exact)
+    amounts = _allocate_int(nums, n)
     by_org: dict[uuid.UUID | None, list[int]] = {}
     for (org, _), d, fen in zip(keys, days, amounts, strict=True):
         acc = by_org.setdefault(org, [0, 0])
@@ -518,6 +596,7 @@ def _one_time(
     barred: Mapping[uuid.UUID, date],
     day_excl: list[Combination],
     explain: bool,
+    last_day: Day,
 ) -> _Work:
     """The cumulative entitlement (``w.entitled``); what is due is settled after the caps."""
     a = rule.amount
@@ -532,14 +611,14 @@ def _one_time(
             continue
         d = day_facts(facts, m.done_on)
         org = beds[m.bed_id].org_id
-        hit = next((c for c in excl if c.when is not None and c.when.test(d)), None)
+        hit = next((c for c in excl if c.when is not None and c.when.fn(d)), None)
         if not rule.in_force(m.done_on):
             last_fail = ("not_in_force", d, None)
         elif facts.deceased_on and m.done_on >= facts.deceased_on:
             last_fail = ("deceased", d, None)
         elif facts.disqualified_on and m.done_on >= facts.disqualified_on:
             last_fail = ("disqualified", d, None)
-        elif not rule.eligible.test(d):
+        elif not rule.eligible.fn(d):
             last_fail = ("not_eligible", d, None)
         elif hit is not None:
             last_fail = ("excluded", d, hit)
@@ -552,18 +631,21 @@ def _one_time(
         if facts.disqualified_on and facts.disqualified_on <= first:
             code = "disqualified"
         if rep is None:
-            end = min(last, facts.deceased_on - ONE_DAY) if facts.deceased_on else last
-            rep = day_facts(facts, max(end, first))
-        if code == "no_modification" and rule.eligible.test(rep):
-            text = T(
-                f"{rule.name.zh}：截至 {last} 无可补贴的改造记录",
-                f"{rule.name.en}: no eligible modification recorded by {last}",
+            rep = last_day
+        if code == "no_modification" and not rule.eligible.fn(rep):
+            code = "not_eligible"
+        text = None
+        if explain:
+            text = (
+                T(
+                    f"{rule.name.zh}：截至 {last} 无可补贴的改造记录",
+                    f"{rule.name.en}: no eligible modification recorded by {last}",
+                )
+                if code == "no_modification"
+                else _refusal_text(doc, rule, facts, code, rep, combo)
             )
-        else:
-            code = "not_eligible" if code == "no_modification" else code
-            text = _refusal_text(doc, rule, facts, code, rep, combo)
-        steps = _steps(rule, rep) if code == "not_eligible" else ()
-        w.refusal = Refusal(rule.id, code, text if explain else None, steps)
+        steps = _steps(rule, rep) if explain and code == "not_eligible" else ()
+        w.refusal = Refusal(rule.id, code, text, steps)
         return w
     cap = a.value_on(last)
     if cap is None or cap.fen is None:
@@ -689,20 +771,20 @@ def _highest_by_day(combo: Combination, members: list[_Work], n: int, explain: b
                 best[seg.start] = (value, -w.rule.order, w, seg, org)
     share: dict[str, int] = {}
     keys: list[tuple[uuid.UUID | None, int, str]] = []
-    exact: list[Fraction] = []
+    nums: list[int] = []
     days: list[int] = []
     for start in sorted(best):
         value, _, w, seg, org = best[start]
         k = (org, value, w.rule.id)
         if k in keys:
             i = keys.index(k)
-            exact[i] += Fraction(value * seg.days, n)
+            nums[i] += value * seg.days
             days[i] += seg.days
         else:
             keys.append(k)
-            exact.append(Fraction(value * seg.days, n))
+            nums.append(value * seg.days)
             days.append(seg.days)
-    amounts = _allocate(exact)
+    amounts = _allocate_int(nums, n)
     by_org: dict[uuid.UUID | None, list[int]] = {}
     for (org, _, rid), d, fen in zip(keys, days, amounts, strict=True):
         acc = by_org.setdefault(org, [0, 0])

@@ -101,7 +101,7 @@ class Grant:
     amount_fen: int
 
 
-@dataclass(frozen=True)
+@dataclass  # not frozen: a run builds 100 000 of them, and frozen __init__ costs 3×
 class ElderFacts:
     elder_id: uuid.UUID
     birth_date: date
@@ -180,7 +180,12 @@ class Day:
 
 
 def _rank(c: Category) -> tuple:
-    return (c.receives_nursing_subsidy, -(c.grade or 9), c.valid_to or date.max, -c.valid_from.toordinal())
+    return (
+        c.receives_nursing_subsidy,
+        -(c.grade or 9),
+        c.valid_to or date.max,
+        -c.valid_from.toordinal(),
+    )
 
 
 def assessment_in_force(assessments: tuple[Assessment, ...], day: date) -> Assessment | None:
@@ -270,11 +275,22 @@ def facts_from_json(raw: Mapping[str, Any]) -> ElderFacts:
         lives_at_home=raw.get("lives_at_home", True),
         deceased_on=_d(raw.get("deceased_on")),
         categories=tuple(
-            Category(c["code"], date.fromisoformat(c["valid_from"]), _d(c.get("valid_to")), c.get("grade"), c.get("receives_nursing_subsidy", False))
+            Category(
+                c["code"],
+                date.fromisoformat(c["valid_from"]),
+                _d(c.get("valid_to")),
+                c.get("grade"),
+                c.get("receives_nursing_subsidy", False),
+            )
             for c in raw.get("categories") or ()
         ),
         assessments=tuple(
-            Assessment(a["level"], date.fromisoformat(a["assessed_on"]), _d(a.get("valid_until")), a.get("dementia", False))
+            Assessment(
+                a["level"],
+                date.fromisoformat(a["assessed_on"]),
+                _d(a.get("valid_until")),
+                a.get("dementia", False),
+            )
             for a in raw.get("assessments") or ()
         ),
         beds=tuple(
@@ -287,7 +303,9 @@ def facts_from_json(raw: Mapping[str, Any]) -> ElderFacts:
             for b in raw.get("beds") or ()
         ),
         modifications=tuple(
-            Modification(uuid.UUID(m["bed_id"]), m["kind"], m["cost_fen"], date.fromisoformat(m["done_on"]))
+            Modification(
+                uuid.UUID(m["bed_id"]), m["kind"], m["cost_fen"], date.fromisoformat(m["done_on"])
+            )
             for m in raw.get("modifications") or ()
         ),
         benefits=tuple(
@@ -295,11 +313,18 @@ def facts_from_json(raw: Mapping[str, Any]) -> ElderFacts:
             for b in raw.get("benefits") or ()
         ),
         applications=tuple(
-            Application(a["policy_code"], date.fromisoformat(a["approved_on"]), _d(a.get("ends_on")))
+            Application(
+                a["policy_code"], date.fromisoformat(a["approved_on"]), _d(a.get("ends_on"))
+            )
             for a in raw.get("applications") or ()
         ),
         visits=tuple(
-            Visit(uuid.UUID(v["visit_id"]), uuid.UUID(v["org_id"]), date.fromisoformat(v["service_day"]), tuple(v.get("item_codes") or ()))
+            Visit(
+                uuid.UUID(v["visit_id"]),
+                uuid.UUID(v["org_id"]),
+                date.fromisoformat(v["service_day"]),
+                tuple(v.get("item_codes") or ()),
+            )
             for v in raw.get("visits") or ()
         ),
         grants=tuple(

@@ -83,9 +83,10 @@ class PolicyInvalid(Exception):
 
 class Pred:
     dims: Mapping[str, tuple[Any, ...]] = {}
+    fn: Callable[[Day], bool]  # the fast path: plain closures, no generators
 
     def test(self, d: Day) -> bool:
-        raise NotImplementedError
+        return self.fn(d)
 
     def explain(self, d: Day) -> tuple[bool, list[Reason]]:
         raise NotImplementedError
@@ -101,20 +102,43 @@ class Atom(Pred):
     describe: Callable[[Day, bool], Reason]
     dims: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
 
-    def test(self, d: Day) -> bool:
-        return self.fn(d)
-
     def explain(self, d: Day) -> tuple[bool, list[Reason]]:
         ok = self.fn(d)
         return ok, [self.describe(d, ok)]
+
+
+def _all(fns: tuple[Callable[[Day], bool], ...]) -> Callable[[Day], bool]:
+    if len(fns) == 1:
+        return fns[0]
+
+    def fn(d: Day) -> bool:
+        for f in fns:
+            if not f(d):
+                return False
+        return True
+
+    return fn
+
+
+def _any(fns: tuple[Callable[[Day], bool], ...]) -> Callable[[Day], bool]:
+    if len(fns) == 1:
+        return fns[0]
+
+    def fn(d: Day) -> bool:
+        for f in fns:
+            if f(d):
+                return True
+        return False
+
+    return fn
 
 
 @dataclass
 class All(Pred):
     parts: tuple[Pred, ...]
 
-    def test(self, d: Day) -> bool:
-        return all(p.test(d) for p in self.parts)
+    def __post_init__(self) -> None:
+        self.fn = _all(tuple(p.fn for p in self.parts))
 
     def explain(self, d: Day) -> tuple[bool, list[Reason]]:
         used: list[Reason] = []
@@ -133,8 +157,8 @@ class All(Pred):
 class Any_(Pred):
     parts: tuple[Pred, ...]
 
-    def test(self, d: Day) -> bool:
-        return any(p.test(d) for p in self.parts)
+    def __post_init__(self) -> None:
+        self.fn = _any(tuple(p.fn for p in self.parts))
 
     def explain(self, d: Day) -> tuple[bool, list[Reason]]:
         failed: list[Reason] = []
@@ -160,8 +184,9 @@ class Any_(Pred):
 class Not(Pred):
     part: Pred
 
-    def test(self, d: Day) -> bool:
-        return not self.part.test(d)
+    def __post_init__(self) -> None:
+        inner = self.part.fn
+        self.fn = lambda d: not inner(d)
 
     def explain(self, d: Day) -> tuple[bool, list[Reason]]:
         ok, reasons = self.part.explain(d)
@@ -172,8 +197,8 @@ class Not(Pred):
 
 
 class Always(Pred):
-    def test(self, d: Day) -> bool:
-        return True
+    def __init__(self) -> None:
+        self.fn = lambda d: True
 
     def explain(self, d: Day) -> tuple[bool, list[Reason]]:
         return True, []
@@ -272,9 +297,13 @@ def _region_atom(which: str, prefixes: tuple[str, ...]) -> Atom:
     def value(d: Day) -> str:
         return d.hukou if which == "hukou" else d.residence
 
-    def fn(d: Day) -> bool:
-        v = value(d)
-        return any(v.startswith(p) for p in prefixes)
+    def hukou_fn(d: Day) -> bool:
+        return d.hukou.startswith(prefixes)
+
+    def residence_fn(d: Day) -> bool:
+        return d.residence.startswith(prefixes)
+
+    fn = hukou_fn if which == "hukou" else residence_fn
 
     def describe(d: Day, ok: bool) -> Reason:
         v = value(d)

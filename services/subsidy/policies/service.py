@@ -60,8 +60,11 @@ def parse_json(value: Any, key: str | None = None) -> Any:
 
 def invalid(exc: PolicyInvalid) -> Problem:
     return Unprocessable(
-        T("策略文档无效：" + "；".join(f"{f}：{m.zh}" for f, m in exc.errors[:3]),
-          "the policy document is not valid: " + "; ".join(f"{f}: {m.en}" for f, m in exc.errors[:3])),
+        T(
+            "策略文档无效：" + "；".join(f"{f}：{m.zh}" for f, m in exc.errors[:3]),
+            "the policy document is not valid: "
+            + "; ".join(f"{f}: {m.en}" for f, m in exc.errors[:3]),
+        ),
         slug="policy-invalid",
         errors=[(f, m) for f, m in exc.errors],
     )
@@ -132,7 +135,9 @@ async def document(session: AsyncSession, hash_: str) -> PolicyDoc:
 
 async def all_versions(session: AsyncSession) -> list[PolicyVersion]:
     return list(
-        await session.scalars(select(PolicyVersion).order_by(PolicyVersion.code, PolicyVersion.version))
+        await session.scalars(
+            select(PolicyVersion).order_by(PolicyVersion.code, PolicyVersion.version)
+        )
     )
 
 
@@ -150,7 +155,9 @@ def pick_in_force(rows: list[PolicyVersion], month: date) -> PolicyVersion | Non
     """Of one code's versions: the one in force on the month's first day, else the first
     that starts within the month. A later version supersedes by its effective date."""
     first, last, _ = month_bounds(month)
-    started = [r for r in rows if r.valid_from <= first and (r.valid_to is None or r.valid_to >= first)]
+    started = [
+        r for r in rows if r.valid_from <= first and (r.valid_to is None or r.valid_to >= first)
+    ]
     if started:
         return max(started, key=lambda r: (r.valid_from, r.version))
     later = [r for r in rows if first < r.valid_from <= last]
@@ -177,7 +184,9 @@ async def in_force(
     out: list[tuple[int, Version]] = []
     for rows in by_code.values():
         actives = [r for r in rows if r.status == "active"]
-        row = pick_in_force(actives, month) or (pick_in_force(rows, month) if include_drafts else None)
+        row = pick_in_force(actives, month) or (
+            pick_in_force(rows, month) if include_drafts else None
+        )
         if row is None:
             continue
         spec = max((len(p) for p in row.regions if region and region.startswith(p)), default=-1)
@@ -188,7 +197,9 @@ async def in_force(
     return [v for _, v in out]
 
 
-async def create(session: AsyncSession, *, principal: Principal, raw: dict[str, Any]) -> PolicyVersion:
+async def create(
+    session: AsyncSession, *, principal: Principal, raw: dict[str, Any]
+) -> PolicyVersion:
     """A new version posted by an admin (validated; drafts may keep blanks)."""
     raw = parse_json(raw)
     try:
@@ -198,14 +209,24 @@ async def create(session: AsyncSession, *, principal: Principal, raw: dict[str, 
     if principal.region and not all(r.startswith(principal.region) for r in doc.regions):
         raise Unprocessable(
             T("策略区域超出您的管辖范围", "the policy's regions are outside your scope"),
-            errors=[("regions", T(f"应在 {principal.region} 之内", f"must be within {principal.region}"))],
+            errors=[
+                (
+                    "regions",
+                    T(f"应在 {principal.region} 之内", f"must be within {principal.region}"),
+                )
+            ],
         )
     exists = await session.scalar(
-        select(PolicyVersion.id).where(PolicyVersion.code == doc.code, PolicyVersion.version == doc.version)
+        select(PolicyVersion.id).where(
+            PolicyVersion.code == doc.code, PolicyVersion.version == doc.version
+        )
     )
     if exists is not None:
         raise Conflict(
-            T(f"策略 {doc.code} 第 {doc.version} 版已存在：请发布新版本", f"{doc.code} v{doc.version} exists; post a new version"),
+            T(
+                f"策略 {doc.code} 第 {doc.version} 版已存在：请发布新版本",
+                f"{doc.code} v{doc.version} exists; post a new version",
+            ),
             slug="policy-version-exists",
         )
     await _store(session, raw, doc)
@@ -236,7 +257,10 @@ async def activate(session: AsyncSession, *, code: str, version: int) -> PolicyV
         return v.row
     if v.doc.blanks:
         raise Unprocessable(
-            T(f"草案 {code} v{version} 仍有空缺，不能生效", f"draft {code} v{version} still has blanks"),
+            T(
+                f"草案 {code} v{version} 仍有空缺，不能生效",
+                f"draft {code} v{version} still has blanks",
+            ),
             slug="policy-incomplete",
             errors=[(f, m) for f, m in v.doc.blanks],
         )

@@ -38,7 +38,9 @@ async def missed_entitlements(
     summary="Budget what-if: a draft version's cost for a year over today's population, by "
     "month and fund, beside the version in force; who gains and who loses",
 )
-async def what_if(body: WhatIfCreate, session: SessionDep, principal: Principal = Admin) -> WhatIfRead:
+async def what_if(
+    body: WhatIfCreate, session: SessionDep, principal: Principal = Admin
+) -> WhatIfRead:
     return WhatIfRead.model_validate(
         await service.what_if(
             session=session,

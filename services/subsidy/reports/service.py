@@ -61,7 +61,9 @@ async def missed_entitlements(
     first, last, _ = engine.month_bounds(month)
     scope = _scope_region(principal, region)
     conn = await facts_service.raw_connection(session)
-    world = await facts_service.load(conn, facts_service.Scope(region=scope), start=first, end=last + HORIZON)
+    world = await facts_service.load(
+        conn, facts_service.Scope(region=scope), start=first, end=last + HORIZON
+    )
     versions = await policies.in_force(session, month=first)
     bed_rules = {v.doc.code: parse_policy(dict(v.doc.raw)).bed for v in versions}
     communities: dict[str, list[dict]] = defaultdict(list)
@@ -97,7 +99,9 @@ async def missed_entitlements(
     }
 
 
-def _row(f: ElderFacts, doc: PolicyDoc, rule: str, steps: list[str], reason: str, due: date | None) -> dict:
+def _row(
+    f: ElderFacts, doc: PolicyDoc, rule: str, steps: list[str], reason: str, due: date | None
+) -> dict:
     return {
         "elder_id": str(f.elder_id),
         "name": f.name,
@@ -113,7 +117,11 @@ def _expiring(doc: PolicyDoc, f: ElderFacts, rule_id: str, last: date) -> tuple[
     """A granted line that stops within the horizon because a category or an assessment
     ends: the step is to renew it before then."""
     rule = doc.rule(rule_id)
-    ends = [("category_expiring", c.valid_to) for c in f.categories if c.valid_to and last <= c.valid_to < last + HORIZON]
+    ends = [
+        ("category_expiring", c.valid_to)
+        for c in f.categories
+        if c.valid_to and last <= c.valid_to < last + HORIZON
+    ]
     ends += [
         ("reassessment_due", a.valid_until)
         for a in f.assessments
@@ -127,8 +135,24 @@ def _expiring(doc: PolicyDoc, f: ElderFacts, rule_id: str, last: date) -> tuple[
 
 def _expiry_text(step: str, on: date) -> str:
     if step == "category_expiring":
-        return text(T(f"类别认定将于 {on} 到期，需及时复核续期", f"a category ends on {on}: renew it in time")) or ""
-    return text(T(f"能力评估将于 {on} 到期，需及时复评", f"the assessment expires on {on}: re-assess in time")) or ""
+        return (
+            text(
+                T(
+                    f"类别认定将于 {on} 到期，需及时复核续期",
+                    f"a category ends on {on}: renew it in time",
+                )
+            )
+            or ""
+        )
+    return (
+        text(
+            T(
+                f"能力评估将于 {on} 到期，需及时复评",
+                f"the assessment expires on {on}: re-assess in time",
+            )
+        )
+        or ""
+    )
 
 
 async def what_if(
@@ -171,19 +195,31 @@ async def what_if(
     per_elder: dict[uuid.UUID, list[int]] = defaultdict(lambda: [0, 0])
     for f in world.elders:
         covered = any(f.hukou_region.startswith(p) for p in doc.regions) if doc.regions else True
-        for side, pick in (("draft", lambda _m: doc if covered else None), ("baseline", baselines.get)):
+        for side, pick in (
+            ("draft", lambda _m: doc if covered else None),
+            ("baseline", baselines.get),
+        ):
             grants: list[Grant] = [g for g in f.grants if g.month < start]
             for m in months:
                 d = pick(m)
                 if d is None or not any(f.hukou_region.startswith(p) for p in (d.regions or ("",))):
                     continue
-                ev = engine.evaluate(d, replace(f, grants=tuple(grants)), m, barred_orgs=world.barred_orgs, explain=False)
+                ev = engine.evaluate(
+                    d,
+                    replace(f, grants=tuple(grants)),
+                    m,
+                    barred_orgs=world.barred_orgs,
+                    explain=False,
+                )
                 for line in ev.lines:
                     by_month[m][side][line.fund] += line.amount_fen
                     if line.kind in ("one_time", "annual"):
                         grants.append(Grant(d.code, line.rule, m, line.amount_fen))
                 per_elder[f.elder_id][0 if side == "draft" else 1] += ev.total_fen
-    deltas = sorted(((d - b, eid) for eid, (d, b) in per_elder.items() if d != b), key=lambda t: (t[0], str(t[1])))
+    deltas = sorted(
+        ((d - b, eid) for eid, (d, b) in per_elder.items() if d != b),
+        key=lambda t: (t[0], str(t[1])),
+    )
     names = {f.elder_id: f.name for f in world.elders}
     total_draft = sum(sum(v["draft"].values()) for v in by_month.values())
     total_base = sum(sum(v["baseline"].values()) for v in by_month.values())
@@ -201,7 +237,10 @@ async def what_if(
                 "draft_fen": sum(v["draft"].values()),
                 "baseline_fen": sum(v["baseline"].values()),
                 "by_fund": {
-                    fund: {"draft_fen": v["draft"].get(fund, 0), "baseline_fen": v["baseline"].get(fund, 0)}
+                    fund: {
+                        "draft_fen": v["draft"].get(fund, 0),
+                        "baseline_fen": v["baseline"].get(fund, 0),
+                    }
                     for fund in sorted(set(v["draft"]) | set(v["baseline"]))
                 },
             }
@@ -213,7 +252,13 @@ async def what_if(
         "gainers": sum(1 for d, _ in deltas if d > 0),
         "losers": sum(1 for d, _ in deltas if d < 0),
         "top_gainers": [
-            {"elder_id": str(e), "name": names.get(e), "delta_fen": d} for d, e in reversed(deltas[-top:]) if d > 0
+            {"elder_id": str(e), "name": names.get(e), "delta_fen": d}
+            for d, e in reversed(deltas[-top:])
+            if d > 0
         ],
-        "top_losers": [{"elder_id": str(e), "name": names.get(e), "delta_fen": d} for d, e in deltas[:top] if d < 0],
+        "top_losers": [
+            {"elder_id": str(e), "name": names.get(e), "delta_fen": d}
+            for d, e in deltas[:top]
+            if d < 0
+        ],
     }

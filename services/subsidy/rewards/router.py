@@ -17,7 +17,9 @@ Admin = require_roles(Role.admin)
     response_model=RewardEvaluation,
     summary="Which reward tier an organisation reaches (operating beds, satisfaction)",
 )
-async def evaluate_reward(body: RewardQuery, session: SessionDep, principal: Principal = Admin) -> RewardEvaluation:
+async def evaluate_reward(
+    body: RewardQuery, session: SessionDep, principal: Principal = Admin
+) -> RewardEvaluation:
     return await service.evaluate(session=session, query=body)
 
 
@@ -26,7 +28,14 @@ async def evaluate_reward(body: RewardQuery, session: SessionDep, principal: Pri
     status_code=201,
     response_model=RewardRead,
     summary="Grant the one-time reward (refused while its amount is blank, or once granted)",
-    responses={409: problem_doc("already granted"), 422: problem_doc("not reached, or amount blank")},
+    responses={
+        409: problem_doc("already granted"),
+        422: problem_doc("not reached, or amount blank"),
+    },
 )
-async def grant_reward(body: RewardQuery, session: SessionDep, principal: Principal = Admin) -> RewardRead:
-    return RewardRead.model_validate(await service.grant(session=session, principal=principal, query=body))
+async def grant_reward(
+    body: RewardQuery, session: SessionDep, principal: Principal = Admin
+) -> RewardRead:
+    return RewardRead.model_validate(
+        await service.grant(session=session, principal=principal, query=body)
+    )

@@ -28,22 +28,35 @@ async def evaluate(*, session: AsyncSession, query: RewardQuery) -> RewardEvalua
     doc = version.doc
     beds = (
         await session.execute(
-            select(rm.beds.c.id, rm.beds.c.elder_id, rm.beds.c.org_id, rm.beds.c.policy_code, rm.beds.c.started_on, rm.beds.c.suspended_on, rm.beds.c.terminated_on)
-            .where(rm.beds.c.org_id == query.org_id, rm.beds.c.started_on.is_not(None))
+            select(
+                rm.beds.c.id,
+                rm.beds.c.elder_id,
+                rm.beds.c.org_id,
+                rm.beds.c.policy_code,
+                rm.beds.c.started_on,
+                rm.beds.c.suspended_on,
+                rm.beds.c.terminated_on,
+            ).where(rm.beds.c.org_id == query.org_id, rm.beds.c.started_on.is_not(None))
         )
     ).all()
     events: dict = {}
     if beds:
         for r in (
             await session.execute(
-                select(rm.bed_events.c.bed_id, rm.bed_events.c.to_status, rm.bed_events.c.effective_on, rm.bed_events.c.created_at)
-                .where(rm.bed_events.c.bed_id.in_([b[0] for b in beds]))
+                select(
+                    rm.bed_events.c.bed_id,
+                    rm.bed_events.c.to_status,
+                    rm.bed_events.c.effective_on,
+                    rm.bed_events.c.created_at,
+                ).where(rm.bed_events.c.bed_id.in_([b[0] for b in beds]))
             )
         ).all():
             events.setdefault(r[0], []).append((r[2], r[3], r[1]))
     active = [b for b in beds if any(s.holds(query.as_of) for s in bed_spans(b, events.get(b[0])))]
     served: set = set()
-    has_visits = await session.scalar(text("SELECT to_regclass('dispatch.verified_visits') IS NOT NULL"))
+    has_visits = await session.scalar(
+        text("SELECT to_regclass('dispatch.verified_visits') IS NOT NULL")
+    )
     if active and has_visits:
         served = set(
             await session.scalars(
@@ -71,7 +84,12 @@ async def evaluate(*, session: AsyncSession, query: RewardQuery) -> RewardEvalua
             reasons.append(f"{render(reward.name)}：{'；'.join(why)}（{reward.reference}）")
     if reached is not None and reached.fen is None:
         reasons.append(
-            render(T(f"{reached.name.zh}：奖励金额尚未设定（草案，原文为 xx 万元）", f"{reached.name.en}: the amount is not set yet (draft)"))
+            render(
+                T(
+                    f"{reached.name.zh}：奖励金额尚未设定（草案，原文为 xx 万元）",
+                    f"{reached.name.en}: the amount is not set yet (draft)",
+                )
+            )
             or ""
         )
     return RewardEvaluation(
@@ -92,7 +110,10 @@ async def grant(*, session: AsyncSession, principal: Principal, query: RewardQue
     result = await evaluate(session=session, query=query)
     if result.tier is None:
         raise Unprocessable(
-            T("未达到奖励条件：" + "；".join(result.reasons), "the reward's conditions are not met"),
+            T(
+                "未达到奖励条件：" + "；".join(result.reasons),
+                "the reward's conditions are not met",
+            ),
             slug="reward-not-reached",
             reasons=result.reasons,
         )
@@ -100,10 +121,18 @@ async def grant(*, session: AsyncSession, principal: Principal, query: RewardQue
         raise Unprocessable(
             T("奖励金额尚未设定，不能发放", "the reward amount is not set; it cannot be paid"),
             slug="policy-incomplete",
-            errors=[("policy_code", T("策略金额空缺（草案）", "the policy's amount is blank (draft)"))],
+            errors=[
+                ("policy_code", T("策略金额空缺（草案）", "the policy's amount is blank (draft)"))
+            ],
         )
-    if await session.scalar(select(Reward.id).where(Reward.org_id == query.org_id, Reward.policy_code == query.policy_code)):
-        raise Conflict(T("一次性奖励已发放", "the one-time reward was already granted"), slug="reward-granted")
+    if await session.scalar(
+        select(Reward.id).where(
+            Reward.org_id == query.org_id, Reward.policy_code == query.policy_code
+        )
+    ):
+        raise Conflict(
+            T("一次性奖励已发放", "the one-time reward was already granted"), slug="reward-granted"
+        )
     version = await policies.get_version(session, query.policy_code)
     tier = next(r for r in version.doc.rewards if r.id == result.tier)
     period = ledger.period_for(clock.today().replace(day=1), await ledger.closed_periods(session))
@@ -112,7 +141,10 @@ async def grant(*, session: AsyncSession, principal: Principal, query: RewardQue
         Draft(
             kind="reward",
             period=period,
-            legs=[Leg("fund", tier.fund, -result.amount_fen, None, None), Leg("org_payable", tier.fund, result.amount_fen, None, query.org_id)],
+            legs=[
+                Leg("fund", tier.fund, -result.amount_fen, None, None),
+                Leg("org_payable", tier.fund, result.amount_fen, None, query.org_id),
+            ],
             created_by=principal.sub,
             org_id=query.org_id,
             policy_code=query.policy_code,

@@ -51,7 +51,9 @@ async def list_runs(
 
 
 @router.get("/v1/runs/{run_id}", response_model=RunRead, summary="A run and its progress")
-async def get_run(run_id: uuid.UUID, session: SessionDep, principal: Principal = Officer) -> RunRead:
+async def get_run(
+    run_id: uuid.UUID, session: SessionDep, principal: Principal = Officer
+) -> RunRead:
     return service.to_read(await service.get(session=session, run_id=run_id))
 
 

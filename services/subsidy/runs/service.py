@@ -21,7 +21,9 @@ from shared.i18n import T
 
 
 async def create(*, session: AsyncSession, principal: Principal, month: date) -> Run:
-    run = Run(month=month, region=principal.region, status="queued", requested_by=principal.sub, notes=[])
+    run = Run(
+        month=month, region=principal.region, status="queued", requested_by=principal.sub, notes=[]
+    )
     session.add(run)
     await session.flush()
     return run
@@ -36,20 +38,33 @@ async def get(*, session: AsyncSession, run_id: uuid.UUID) -> Run:
 
 def to_read(run: Run) -> RunRead:
     read = RunRead.model_validate(run)
-    read.progress = round(run.elders_done / run.elders_total, 4) if run.elders_total else (1.0 if run.status == "succeeded" else 0.0)
+    read.progress = (
+        round(run.elders_done / run.elders_total, 4)
+        if run.elders_total
+        else (1.0 if run.status == "succeeded" else 0.0)
+    )
     return read
 
 
 async def decisions(
-    *, session: AsyncSession, principal: Principal, elder_id: uuid.UUID, month: date | None, explain: bool
+    *,
+    session: AsyncSession,
+    principal: Principal,
+    elder_id: uuid.UUID,
+    month: date | None,
+    explain: bool,
 ) -> list[DecisionRead]:
     await scoping.require_elder(session, principal, elder_id)
     stmt = select(Decision).where(Decision.elder_id == elder_id)
     if month is not None:
         stmt = stmt.where(Decision.month == month)
-    rows = list(await session.scalars(stmt.order_by(Decision.month.desc(), Decision.id.desc()).limit(200)))
+    rows = list(
+        await session.scalars(stmt.order_by(Decision.month.desc(), Decision.id.desc()).limit(200))
+    )
     current = set(
-        await session.scalars(select(CurrentDecision.decision_id).where(CurrentDecision.elder_id == elder_id))
+        await session.scalars(
+            select(CurrentDecision.decision_id).where(CurrentDecision.elder_id == elder_id)
+        )
     )
     out = []
     for d in rows:

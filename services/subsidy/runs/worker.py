@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hashlib
 import logging
 import time
@@ -61,7 +62,8 @@ class Summary:
 
 
 def facts_hash(raw: bytes) -> str:
-    return hashlib.blake2b(raw, digest_size=16).hexdigest()
+    # change detection, not security: the fastest digest in the standard library
+    return hashlib.md5(raw, usedforsecurity=False).hexdigest()
 
 
 def snapshot_bytes(f: ElderFacts) -> bytes:
@@ -144,6 +146,8 @@ async def execute(
     voucher_delta: dict[tuple, int] = defaultdict(int)
     cover_cache: dict[str, list[PolicyDoc]] = {}
     barred = world.barred_orgs
+    memo: dict = {}
+    verdict_json: dict[tuple[int, int], tuple] = {}
 
     stale_codes: dict[uuid.UUID, list[str]] = defaultdict(list)
     for key in current:
@@ -165,9 +169,20 @@ async def execute(
                     summary.unchanged += 1
                     summary.total_fen += held[3]
                     continue
-                ev = engine.evaluate(doc, elder, first, barred_orgs=barred, explain=False)
+                ev = engine.evaluate(
+                    doc, elder, first, barred_orgs=barred, explain=False, memo=memo
+                )
                 summary.written += 1
                 summary.total_fen += ev.total_fen
+                vkey = (id(ev.lines), id(ev.refused))
+                held_v = verdict_json.get(vkey)
+                if held_v is None or held_v[0] is not ev.lines or held_v[1] is not ev.refused:
+                    # memoised results share their tuples: their verdicts are serialised once
+                    held_v = verdict_json[vkey] = (
+                        ev.lines,
+                        ev.refused,
+                        orjson.dumps(verdicts(ev)).decode(),
+                    )
                 decision_id = new_id()
                 decisions.append(
                     (
@@ -180,7 +195,7 @@ async def execute(
                         doc.hash,
                         raw.decode(),
                         fh,
-                        orjson.dumps(verdicts(ev)).decode(),
+                        held_v[2],
                         ev.total_fen,
                     )
                 )
@@ -644,7 +659,10 @@ async def run_claimed(
             )
         )
 
+    gc_was = gc.isenabled()
     try:
+        # a batch of short-lived objects without cycles: collecting during it is pure cost
+        gc.disable()
         async with sessionmaker.begin() as session:
             summary = await execute(
                 session, run_id=run_id, month=month, region=region, actor=actor, progress=progress
@@ -684,6 +702,8 @@ async def run_claimed(
         )
         return None
     finally:
+        if gc_was:
+            gc.enable()
         await reporter.close()
 
 

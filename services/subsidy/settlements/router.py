@@ -25,7 +25,9 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     response_model=SettlementRun,
     summary="Settle a quarter with every organisation owed (lapses the quarter's unspent vouchers)",
 )
-async def settle(body: SettlementCreate, session: SessionDep, principal: Principal = Admin) -> SettlementRun:
+async def settle(
+    body: SettlementCreate, session: SessionDep, principal: Principal = Admin
+) -> SettlementRun:
     rows, n, fen = await service.settle(
         session=session, principal=principal, quarter=body.quarter, org_id=body.org_id
     )
@@ -52,7 +54,12 @@ async def list_settlements(
     if org_id:
         stmt = stmt.where(Settlement.org_id == org_id)
     return await paginate(
-        session, stmt, key=Settlement.id, cursor=cursor, limit=limit, read=SettlementRead.model_validate
+        session,
+        stmt,
+        key=Settlement.id,
+        cursor=cursor,
+        limit=limit,
+        read=SettlementRead.model_validate,
     )
 
 
@@ -78,7 +85,9 @@ async def settlement_report(
     principal: Principal = Reader,
     format: Literal["csv", "xlsx"] = "csv",
 ) -> Response:
-    settlement = await service.get(session=session, principal=principal, settlement_id=settlement_id)
+    settlement = await service.get(
+        session=session, principal=principal, settlement_id=settlement_id
+    )
     report = await service.report(session=session, settlement=settlement)
     name = f"settlement-{settlement.quarter}-{settlement.org_id}.{format}"
     headers = {"Content-Disposition": f'attachment; filename="{name}"'}

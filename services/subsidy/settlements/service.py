@@ -40,7 +40,9 @@ async def settle(
     lapsed_n = lapsed_fen = 0
     month = first_month
     while month <= last_month:
-        n, fen = await vouchers.lapse(session=session, principal=principal, month=month, today=today)
+        n, fen = await vouchers.lapse(
+            session=session, principal=principal, month=month, today=today
+        )
         lapsed_n, lapsed_fen = lapsed_n + n, lapsed_fen + fen
         month = _next(month)
     done = select(Settlement.org_id).where(Settlement.quarter == quarter)
@@ -59,7 +61,9 @@ async def settle(
         stmt = stmt.where(Entry.org_id == org_id)
     if not scoping.sees_everything(principal):
         orgs = readmodel.orgs
-        stmt = stmt.where(Entry.org_id.in_(select(orgs.c.id).where(scoping.org_scope(principal, orgs))))
+        stmt = stmt.where(
+            Entry.org_id.in_(select(orgs.c.id).where(scoping.org_scope(principal, orgs)))
+        )
     owed: dict[uuid.UUID, dict[str, int]] = defaultdict(dict)
     for org, fund, amount in (await session.execute(stmt)).all():
         owed[org][fund] = int(amount)
@@ -73,10 +77,20 @@ async def settle(
             continue
         legs = []
         for fund, amount in sorted(payable.items()):
-            legs += [Leg("org_payable", fund, -amount, None, org), Leg("disbursed", fund, amount, None, org)]
+            legs += [
+                Leg("org_payable", fund, -amount, None, org),
+                Leg("disbursed", fund, amount, None, org),
+            ]
         posting_id = await ledger.post(
             session,
-            Draft(kind="settlement", period=period, legs=legs, created_by=principal.sub, org_id=org, memo=f"settlement {quarter}"),
+            Draft(
+                kind="settlement",
+                period=period,
+                legs=legs,
+                created_by=principal.sub,
+                org_id=org,
+                memo=f"settlement {quarter}",
+            ),
         )
         s = Settlement(
             org_id=org,
@@ -105,10 +119,14 @@ def readable(principal: Principal):
     if scoping.sees_everything(principal):
         return stmt
     orgs = readmodel.orgs
-    return stmt.where(Settlement.org_id.in_(select(orgs.c.id).where(scoping.org_scope(principal, orgs))))
+    return stmt.where(
+        Settlement.org_id.in_(select(orgs.c.id).where(scoping.org_scope(principal, orgs)))
+    )
 
 
-async def get(*, session: AsyncSession, principal: Principal, settlement_id: uuid.UUID) -> Settlement:
+async def get(
+    *, session: AsyncSession, principal: Principal, settlement_id: uuid.UUID
+) -> Settlement:
     row = await session.scalar(readable(principal).where(Settlement.id == settlement_id))
     if row is None:
         raise NotFound(T(f"未找到结算 {settlement_id}", f"settlement {settlement_id} not found"))
@@ -124,20 +142,34 @@ class Report:
 async def report(*, session: AsyncSession, settlement: Settlement) -> Report:
     first, last = settlement.period_start, settlement.period_end
     org = (
-        await session.execute(select(readmodel.orgs.c.name).where(readmodel.orgs.c.id == settlement.org_id))
+        await session.execute(
+            select(readmodel.orgs.c.name).where(readmodel.orgs.c.id == settlement.org_id)
+        )
     ).scalar()
     names = {}
     redemptions = list(
         await session.scalars(
             select(Redemption)
             .join(Posting, Posting.id == Redemption.posting_id)
-            .where(Redemption.org_id == settlement.org_id, Posting.period >= first, Posting.period <= last)
+            .where(
+                Redemption.org_id == settlement.org_id,
+                Posting.period >= first,
+                Posting.period <= last,
+            )
             .order_by(Redemption.service_day, Redemption.visit_id)
         )
     )
     direct = (
         await session.execute(
-            select(Posting.kind, Posting.elder_id, Posting.entitlement_month, Posting.policy_code, Posting.rule, Entry.fund, Entry.amount_fen)
+            select(
+                Posting.kind,
+                Posting.elder_id,
+                Posting.entitlement_month,
+                Posting.policy_code,
+                Posting.rule,
+                Entry.fund,
+                Entry.amount_fen,
+            )
             .join(Entry, Entry.posting_id == Posting.id)
             .where(
                 Entry.account == "org_payable",
@@ -152,15 +184,25 @@ async def report(*, session: AsyncSession, settlement: Settlement) -> Report:
     elder_ids = {r.elder_id for r in redemptions} | {d[1] for d in direct if d[1]}
     if elder_ids:
         e = readmodel.elders
-        for eid, name in (await session.execute(select(e.c.id, e.c.name).where(e.c.id.in_(elder_ids)))).all():
+        for eid, name in (
+            await session.execute(select(e.c.id, e.c.name).where(e.c.id.in_(elder_ids)))
+        ).all():
             names[eid] = name
-    issued = list(
-        await session.scalars(
-            select(Voucher)
-            .where(Voucher.elder_id.in_({r.elder_id for r in redemptions}), Voucher.month >= first, Voucher.month <= last)
-            .order_by(Voucher.month, Voucher.elder_id)
+    issued = (
+        list(
+            await session.scalars(
+                select(Voucher)
+                .where(
+                    Voucher.elder_id.in_({r.elder_id for r in redemptions}),
+                    Voucher.month >= first,
+                    Voucher.month <= last,
+                )
+                .order_by(Voucher.month, Voucher.elder_id)
+            )
         )
-    ) if redemptions else []
+        if redemptions
+        else []
+    )
     here: dict[uuid.UUID, int] = defaultdict(int)
     for r in redemptions:
         if r.voucher_id:
@@ -175,33 +217,96 @@ async def report(*, session: AsyncSession, settlement: Settlement) -> Report:
         by_fund[d[5]] += int(d[6])
     h = lambda zh, en: text(T(zh, en)) or en  # noqa: E731
     summary_rows = [[fund, fen_to_yuan(amount)] for fund, amount in sorted(by_fund.items())]
-    summary_rows.append([h("合计（不含自付）", "total (excluding self-pay)"), fen_to_yuan(sum(a for f, a in by_fund.items() if f != "self_pay"))])
-    summary_rows.append([h("本次结算拨付", "paid by this settlement"), fen_to_yuan(settlement.amount_fen)])
+    summary_rows.append(
+        [
+            h("合计（不含自付）", "total (excluding self-pay)"),
+            fen_to_yuan(sum(a for f, a in by_fund.items() if f != "self_pay")),
+        ]
+    )
+    summary_rows.append(
+        [h("本次结算拨付", "paid by this settlement"), fen_to_yuan(settlement.amount_fen)]
+    )
     return Report(
         title=f"{org or settlement.org_id} {settlement.quarter}",
         sheets=[
-            (h("汇总", "summary"), [h("资金来源", "fund"), h("金额（元）", "amount (yuan)")], summary_rows),
+            (
+                h("汇总", "summary"),
+                [h("资金来源", "fund"), h("金额（元）", "amount (yuan)")],
+                summary_rows,
+            ),
             (
                 h("消费券核销", "redemptions"),
-                [h("上门服务", "visit"), h("服务日期", "service day"), h("老人", "elder"), h("姓名", "name"), h("价格", "price"), h("消费券支付", "voucher"), h("个人自付", "co-pay"), h("资金来源", "fund")],
                 [
-                    [str(r.visit_id), str(r.service_day), str(r.elder_id), names.get(r.elder_id, ""), fen_to_yuan(r.price_fen), fen_to_yuan(r.subsidy_fen), fen_to_yuan(r.copay_fen), r.fund or ""]
+                    h("上门服务", "visit"),
+                    h("服务日期", "service day"),
+                    h("老人", "elder"),
+                    h("姓名", "name"),
+                    h("价格", "price"),
+                    h("消费券支付", "voucher"),
+                    h("个人自付", "co-pay"),
+                    h("资金来源", "fund"),
+                ],
+                [
+                    [
+                        str(r.visit_id),
+                        str(r.service_day),
+                        str(r.elder_id),
+                        names.get(r.elder_id, ""),
+                        fen_to_yuan(r.price_fen),
+                        fen_to_yuan(r.subsidy_fen),
+                        fen_to_yuan(r.copay_fen),
+                        r.fund or "",
+                    ]
                     for r in redemptions
                 ],
             ),
             (
                 h("直接补贴", "direct subsidies"),
-                [h("类型", "kind"), h("月份", "month"), h("老人", "elder"), h("姓名", "name"), h("政策", "policy"), h("规则", "rule"), h("资金来源", "fund"), h("金额（元）", "amount (yuan)")],
                 [
-                    [d[0], month_text(d[2]) if d[2] else "", str(d[1] or ""), names.get(d[1], ""), d[3] or "", d[4] or "", d[5], fen_to_yuan(int(d[6]))]
+                    h("类型", "kind"),
+                    h("月份", "month"),
+                    h("老人", "elder"),
+                    h("姓名", "name"),
+                    h("政策", "policy"),
+                    h("规则", "rule"),
+                    h("资金来源", "fund"),
+                    h("金额（元）", "amount (yuan)"),
+                ],
+                [
+                    [
+                        d[0],
+                        month_text(d[2]) if d[2] else "",
+                        str(d[1] or ""),
+                        names.get(d[1], ""),
+                        d[3] or "",
+                        d[4] or "",
+                        d[5],
+                        fen_to_yuan(int(d[6])),
+                    ]
                     for d in direct
                 ],
             ),
             (
                 h("消费券发放", "vouchers issued"),
-                [h("消费券", "voucher"), h("月份", "month"), h("老人", "elder"), h("发放", "issued"), h("已核销", "redeemed"), h("在本机构核销", "redeemed here"), h("失效", "lapsed")],
                 [
-                    [str(v.id), month_text(v.month), str(v.elder_id), fen_to_yuan(v.amount_fen), fen_to_yuan(v.redeemed_fen), fen_to_yuan(here.get(v.id, 0)), fen_to_yuan(v.lapsed_fen)]
+                    h("消费券", "voucher"),
+                    h("月份", "month"),
+                    h("老人", "elder"),
+                    h("发放", "issued"),
+                    h("已核销", "redeemed"),
+                    h("在本机构核销", "redeemed here"),
+                    h("失效", "lapsed"),
+                ],
+                [
+                    [
+                        str(v.id),
+                        month_text(v.month),
+                        str(v.elder_id),
+                        fen_to_yuan(v.amount_fen),
+                        fen_to_yuan(v.redeemed_fen),
+                        fen_to_yuan(here.get(v.id, 0)),
+                        fen_to_yuan(v.lapsed_fen),
+                    ]
                     for v in issued
                 ],
             ),

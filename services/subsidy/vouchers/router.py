@@ -73,7 +73,9 @@ async def get_redemption(
     redemption_id: uuid.UUID, session: SessionDep, principal: Principal = ScopedReader
 ) -> RedemptionRead:
     return RedemptionRead.model_validate(
-        await service.get_redemption(session=session, principal=principal, redemption_id=redemption_id)
+        await service.get_redemption(
+            session=session, principal=principal, redemption_id=redemption_id
+        )
     )
 
 
@@ -98,5 +100,7 @@ async def approve_org(
 )
 async def lapse(body: LapseCreate, session: SessionDep, principal: Principal = Admin) -> LapseRead:
     month = parse_month(body.month)
-    n, fen = await service.lapse(session=session, principal=principal, month=month, today=clock.today())
+    n, fen = await service.lapse(
+        session=session, principal=principal, month=month, today=clock.today()
+    )
     return LapseRead(month=month_text(month), vouchers=n, lapsed_fen=fen)

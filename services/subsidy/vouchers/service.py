@@ -28,10 +28,14 @@ def readable(principal: Principal) -> Select:
     return select(Voucher).where(scoping.by_elder(principal, Voucher.elder_id))
 
 
-async def approve_org(*, session: AsyncSession, principal: Principal, body: VoucherOrgCreate) -> VoucherOrg:
+async def approve_org(
+    *, session: AsyncSession, principal: Principal, body: VoucherOrgCreate
+) -> VoucherOrg:
     row = await session.get(VoucherOrg, (body.org_id, body.policy_code))
     if row is None:
-        row = VoucherOrg(org_id=body.org_id, policy_code=body.policy_code, approved_by=principal.sub)
+        row = VoucherOrg(
+            org_id=body.org_id, policy_code=body.policy_code, approved_by=principal.sub
+        )
         session.add(row)
     row.approved_from = body.approved_from
     row.approved_to = body.approved_to
@@ -50,7 +54,9 @@ async def approve_org(*, session: AsyncSession, principal: Principal, body: Vouc
 
 
 async def _visit(session: AsyncSession, visit_id: uuid.UUID):
-    exists = await session.scalar(text("SELECT to_regclass('dispatch.verified_visits') IS NOT NULL"))
+    exists = await session.scalar(
+        text("SELECT to_regclass('dispatch.verified_visits') IS NOT NULL")
+    )
     if not exists:
         raise Conflict(
             T("调度服务的核验上门记录尚不可用", "dispatch's verified visits are not available yet"),
@@ -60,26 +66,41 @@ async def _visit(session: AsyncSession, visit_id: uuid.UUID):
     if row is None:
         raise Unprocessable(
             T(f"{visit_id} 不是已核验的上门服务", f"{visit_id} is not a verified visit"),
-            errors=[("visit_id", T("不是已核验的上门服务（未签出或有未处理的异常）", "not a verified visit (not checked out, or a flag is open)"))],
+            errors=[
+                (
+                    "visit_id",
+                    T(
+                        "不是已核验的上门服务（未签出或有未处理的异常）",
+                        "not a verified visit (not checked out, or a flag is open)",
+                    ),
+                )
+            ],
         )
     return row
 
 
-async def redeem(*, session: AsyncSession, principal: Principal, body: RedemptionCreate) -> Redemption:
+async def redeem(
+    *, session: AsyncSession, principal: Principal, body: RedemptionCreate
+) -> Redemption:
     visit = await _visit(session, body.visit_id)
     if principal.role in (Role.org_admin, Role.caregiver) and visit.org_id != principal.org:
         raise Forbidden(T("只能为本机构的上门服务核销", "an org redeems only its own visits"))
     earlier = await session.scalar(select(Redemption).where(Redemption.visit_id == body.visit_id))
     if earlier is not None:
         raise Conflict(
-            T("该上门服务已核销，不重复支付", "this visit is already paid; a visit is never paid twice"),
+            T(
+                "该上门服务已核销，不重复支付",
+                "this visit is already paid; a visit is never paid twice",
+            ),
             slug="visit-already-redeemed",
             redemption_id=str(earlier.id),
         )
     day: date = visit.service_day
     barred = await session.scalar(
         select(FraudFlag.id).where(
-            FraudFlag.subject == "org", FraudFlag.org_id == visit.org_id, FraudFlag.effective_from <= day
+            FraudFlag.subject == "org",
+            FraudFlag.org_id == visit.org_id,
+            FraudFlag.effective_from <= day,
         )
     )
     if barred is not None:
@@ -97,7 +118,10 @@ async def redeem(*, session: AsyncSession, principal: Principal, body: Redemptio
     )
     if disqualified is not None:
         raise Unprocessable(
-            T("老人已被取消享受补助资格，消费券不能使用", "the elder has been disqualified; vouchers cannot be used"),
+            T(
+                "老人已被取消享受补助资格，消费券不能使用",
+                "the elder has been disqualified; vouchers cannot be used",
+            ),
             slug="elder-disqualified",
             errors=[("visit_id", T("老人已被取消资格", "elder disqualified"))],
         )
@@ -120,11 +144,16 @@ async def redeem(*, session: AsyncSession, principal: Principal, body: Redemptio
     )
     if voucher is None:
         any_voucher = await session.scalar(
-            select(Voucher.policy_code).where(Voucher.elder_id == visit.elder_id, Voucher.month == month).limit(1)
+            select(Voucher.policy_code)
+            .where(Voucher.elder_id == visit.elder_id, Voucher.month == month)
+            .limit(1)
         )
         if any_voucher is not None:
             raise Unprocessable(
-                T(f"该机构不是 {any_voucher} 消费券的定点服务机构", f"the organisation is not approved for {any_voucher} vouchers"),
+                T(
+                    f"该机构不是 {any_voucher} 消费券的定点服务机构",
+                    f"the organisation is not approved for {any_voucher} vouchers",
+                ),
                 slug="org-not-approved",
                 errors=[("visit_id", T("机构未获定点资格", "organisation not approved"))],
             )
@@ -184,7 +213,9 @@ async def redeem(*, session: AsyncSession, principal: Principal, body: Redemptio
     return redemption
 
 
-async def lapse(*, session: AsyncSession, principal: Principal, month: date, today: date) -> tuple[int, int]:
+async def lapse(
+    *, session: AsyncSession, principal: Principal, month: date, today: date
+) -> tuple[int, int]:
     """Return the unspent balance of ``month``'s vouchers to their funds, once their
     redemption window has passed. Idempotent: a lapsed voucher has no balance left."""
     rows = list(
@@ -205,7 +236,10 @@ async def lapse(*, session: AsyncSession, principal: Principal, month: date, tod
             Draft(
                 kind="lapse",
                 period=period,
-                legs=[Leg("allowance", v.fund, -rest, v.elder_id, None), Leg("fund", v.fund, rest, v.elder_id, None)],
+                legs=[
+                    Leg("allowance", v.fund, -rest, v.elder_id, None),
+                    Leg("fund", v.fund, rest, v.elder_id, None),
+                ],
                 created_by=principal.sub,
                 entitlement_month=month,
                 elder_id=v.elder_id,
@@ -223,7 +257,9 @@ async def get_redemption(
     *, session: AsyncSession, principal: Principal, redemption_id: uuid.UUID
 ) -> Redemption:
     row = await session.get(Redemption, redemption_id)
-    missing = NotFound(T(f"未找到核销记录 {redemption_id}", f"redemption {redemption_id} not found"))
+    missing = NotFound(
+        T(f"未找到核销记录 {redemption_id}", f"redemption {redemption_id} not found")
+    )
     if row is None:
         raise missing
     if principal.role in (Role.org_admin, Role.caregiver):
