@@ -118,7 +118,9 @@ async def monthly_run(url: str) -> tuple[float, Any]:
     try:
         async with sessionmaker.begin() as session:
             await policies.sync_bundled(session)
-            run_row = Run(month=MONTH, region=REGION, status="running", requested_by="bench", notes=[])
+            run_row = Run(
+                month=MONTH, region=REGION, status="running", requested_by="bench", notes=[]
+            )
             session.add(run_row)
             await session.flush()
             run_id = run_row.id
@@ -137,12 +139,19 @@ async def bare_select(conn: asyncpg.Connection) -> float:
     from services.subsidy.facts.service import _params, _statements
 
     stmts = _statements("region")
-    values = {"region": REGION, "start": MONTH, "end": date(2025, 6, 30), "grants_from": date(1995, 1, 1)}
+    values = {
+        "region": REGION,
+        "start": MONTH,
+        "end": date(2025, 6, 30),
+        "grants_from": date(1995, 1, 1),
+    }
     best = float("inf")
     for _ in range(3):
         t0 = time.perf_counter()
         for name, (sql, names, fixed) in stmts.items():
-            if name == "visits" and not await conn.fetchval("SELECT to_regclass('dispatch.verified_visits')"):
+            if name == "visits" and not await conn.fetchval(
+                "SELECT to_regclass('dispatch.verified_visits')"
+            ):
                 continue
             await conn.fetch(sql, *_params(names, fixed, values))
         best = min(best, time.perf_counter() - t0)
@@ -177,31 +186,69 @@ async def populate(conn: asyncpg.Connection, n: int, *, seed: int) -> dict[str, 
         "orgs",
         schema_name="registry",
         columns=["id", "name", "credit_code", "region", "licences", "created_at"],
-        records=[(o, f"机构{i}", f"91350212MA{i:07d}X", REGION, "[]", now) for i, o in enumerate(orgs)],
+        records=[
+            (o, f"机构{i}", f"91350212MA{i:07d}X", REGION, "[]", now) for i, o in enumerate(orgs)
+        ],
     )
     stations = [uuid.uuid5(o, "station") for o in orgs]
     await conn.copy_records_to_table(
         "stations",
         schema_name="registry",
         columns=["id", "org_id", "name", "region", "lat", "lon", "zone", "created_at"],
-        records=[(s, o, "站", REGION, 24.73, 118.15, "urban", now) for s, o in zip(stations, orgs, strict=True)],
+        records=[
+            (s, o, "站", REGION, 24.73, 118.15, "urban", now)
+            for s, o in zip(stations, orgs, strict=True)
+        ],
     )
     elders, assessments, categories, beds, events, mods = [], [], [], [], [], []
-    arrangements = ["with_family"] * 6 + ["couple"] * 3 + ["alone"] * 2 + ["with_disabled_dependant"]
+    arrangements = (
+        ["with_family"] * 6 + ["couple"] * 3 + ["alone"] * 2 + ["with_disabled_dependant"]
+    )
     for i in range(n):
         eid = uuid.UUID(int=rnd.getrandbits(128))
         birth = date(1925, 1, 1) + timedelta(days=rnd.randrange(0, 365 * 41))
         arrangement = rnd.choice(arrangements)
         deceased = MONTH + timedelta(days=rnd.randrange(0, 30)) if rnd.random() < 0.004 else None
         elders.append(
-            (eid, b"x", eid.bytes + eid.bytes, "3502**********0000", f"老人{i}", birth, "female", REGION,
-             REGION, "同安区", "urban", arrangement, rnd.random() > 0.03, deceased, now)
+            (
+                eid,
+                b"x",
+                eid.bytes + eid.bytes,
+                "3502**********0000",
+                f"老人{i}",
+                birth,
+                "female",
+                REGION,
+                REGION,
+                "同安区",
+                "urban",
+                arrangement,
+                rnd.random() > 0.03,
+                deceased,
+                now,
+            )
         )
         level = None
         if rnd.random() < 0.7:
             level = rnd.choices([0, 1, 2, 3, 4], weights=[50, 20, 12, 10, 8])[0]
             on = date(2024, 1, 1) + timedelta(days=rnd.randrange(0, 500))
-            assessments.append((uuid.uuid4(), eid, "third_party", level, level, "[]", rnd.random() < 0.1, False, 0, on, on + timedelta(days=730), "评估机构", now))
+            assessments.append(
+                (
+                    uuid.uuid4(),
+                    eid,
+                    "third_party",
+                    level,
+                    level,
+                    "[]",
+                    rnd.random() < 0.1,
+                    False,
+                    0,
+                    on,
+                    on + timedelta(days=730),
+                    "评估机构",
+                    now,
+                )
+            )
         r = rnd.random()
         if r < 0.19:
             code = ["extreme_poverty", "subsistence_allowance", "low_income", "entitled_group"][
@@ -210,39 +257,130 @@ async def populate(conn: asyncpg.Connection, n: int, *, seed: int) -> dict[str, 
             ends = MONTH + timedelta(days=rnd.randrange(0, 60)) if rnd.random() < 0.05 else None
             categories.append((uuid.uuid4(), eid, code, date(2019, 1, 1), ends, None, False, now))
         if rnd.random() < 0.10:
-            categories.append((uuid.uuid4(), eid, "disabled", date(2018, 1, 1), None, rnd.randint(1, 4), rnd.random() < 0.4, now))
+            categories.append(
+                (
+                    uuid.uuid4(),
+                    eid,
+                    "disabled",
+                    date(2018, 1, 1),
+                    None,
+                    rnd.randint(1, 4),
+                    rnd.random() < 0.4,
+                    now,
+                )
+            )
         if level and level >= 1 and arrangement != "alone" and rnd.random() < 0.5:
             bid = uuid.UUID(int=rnd.getrandbits(128))
             k = rnd.randrange(ORGS)
-            start = MONTH + timedelta(days=rnd.randrange(0, 29)) if rnd.random() < 0.1 else date(2024, 1, 1) + timedelta(days=rnd.randrange(0, 500))
-            beds.append((bid, eid, orgs[k], stations[k], "active", "xm-tongan-family-bed", start, start, now))
+            start = (
+                MONTH + timedelta(days=rnd.randrange(0, 29))
+                if rnd.random() < 0.1
+                else date(2024, 1, 1) + timedelta(days=rnd.randrange(0, 500))
+            )
+            beds.append(
+                (
+                    bid,
+                    eid,
+                    orgs[k],
+                    stations[k],
+                    "active",
+                    "xm-tongan-family-bed",
+                    start,
+                    start,
+                    now,
+                )
+            )
             events.append((uuid.uuid4(), bid, None, "active", start, "bench", now))
             if rnd.random() < 0.2:
                 for kind in rnd.sample(["aging_adaptation", "smart"], rnd.randint(1, 2)):
-                    done = max(start, MONTH) + timedelta(days=rnd.randrange(0, 20)) if rnd.random() < 0.3 else start
-                    mods.append((uuid.uuid4(), bid, kind, "改造", rnd.randrange(50_000, 400_000), done, done + timedelta(days=365), now))
+                    done = (
+                        max(start, MONTH) + timedelta(days=rnd.randrange(0, 20))
+                        if rnd.random() < 0.3
+                        else start
+                    )
+                    mods.append(
+                        (
+                            uuid.uuid4(),
+                            bid,
+                            kind,
+                            "改造",
+                            rnd.randrange(50_000, 400_000),
+                            done,
+                            done + timedelta(days=365),
+                            now,
+                        )
+                    )
     await conn.copy_records_to_table(
         "elders",
         schema_name="registry",
-        columns=["id", "id_number_enc", "id_number_hash", "id_number_masked", "name", "birth_date", "gender", "hukou_region", "residence_region", "address", "zone", "living_arrangement", "lives_at_home", "deceased_on", "created_at"],
+        columns=[
+            "id",
+            "id_number_enc",
+            "id_number_hash",
+            "id_number_masked",
+            "name",
+            "birth_date",
+            "gender",
+            "hukou_region",
+            "residence_region",
+            "address",
+            "zone",
+            "living_arrangement",
+            "lives_at_home",
+            "deceased_on",
+            "created_at",
+        ],
         records=elders,
     )
     await conn.copy_records_to_table(
         "assessments",
         schema_name="registry",
-        columns=["id", "elder_id", "source", "base_level", "level", "adjustments", "dementia", "coma", "care_risk_events_30d", "assessed_on", "valid_until", "assessor", "created_at"],
+        columns=[
+            "id",
+            "elder_id",
+            "source",
+            "base_level",
+            "level",
+            "adjustments",
+            "dementia",
+            "coma",
+            "care_risk_events_30d",
+            "assessed_on",
+            "valid_until",
+            "assessor",
+            "created_at",
+        ],
         records=assessments,
     )
     await conn.copy_records_to_table(
         "categories",
         schema_name="registry",
-        columns=["id", "elder_id", "code", "valid_from", "valid_to", "grade", "receives_nursing_subsidy", "created_at"],
+        columns=[
+            "id",
+            "elder_id",
+            "code",
+            "valid_from",
+            "valid_to",
+            "grade",
+            "receives_nursing_subsidy",
+            "created_at",
+        ],
         records=categories,
     )
     await conn.copy_records_to_table(
         "beds",
         schema_name="registry",
-        columns=["id", "elder_id", "org_id", "station_id", "status", "policy_code", "applied_on", "started_on", "created_at"],
+        columns=[
+            "id",
+            "elder_id",
+            "org_id",
+            "station_id",
+            "status",
+            "policy_code",
+            "applied_on",
+            "started_on",
+            "created_at",
+        ],
         records=beds,
     )
     await conn.copy_records_to_table(
@@ -254,7 +392,16 @@ async def populate(conn: asyncpg.Connection, n: int, *, seed: int) -> dict[str, 
     await conn.copy_records_to_table(
         "modifications",
         schema_name="registry",
-        columns=["id", "bed_id", "kind", "item", "cost_fen", "done_on", "warranty_until", "created_at"],
+        columns=[
+            "id",
+            "bed_id",
+            "kind",
+            "item",
+            "cost_fen",
+            "done_on",
+            "warranty_until",
+            "created_at",
+        ],
         records=mods,
     )
     return {
@@ -268,12 +415,14 @@ async def populate(conn: asyncpg.Connection, n: int, *, seed: int) -> dict[str, 
 
 def _report(results: list[dict[str, Any]]) -> tuple[dict[str, Any], list[str]]:
     lines = [
-        f"{'elders':>9} {'run s':>7} {'elders/s':>9} {'× SELECT':>9} {'× COPY':>7} {'re-run s':>9} {'rows written':>13}"
+        f"{'elders':>9} {'run s':>7} {'elders/s':>9} {'× SELECT':>9} {'× COPY':>7} "
+        f"{'re-run s':>9} {'rows written':>13}"
     ]
     for r in results:
         lines.append(
             f"{r['elders']:>9,} {r['run_s']:>7.2f} {r['elders'] / r['run_s']:>9,.0f} "
-            f"{r['run_s'] / r['select_s']:>9.1f} {r['run_s'] / r['copy_s']:>7.1f} {r['rerun_s']:>9.2f} "
+            f"{r['run_s'] / r['select_s']:>9.1f} {r['run_s'] / r['copy_s']:>7.1f} "
+            f"{r['rerun_s']:>9.2f} "
             f"{r['rows_written']:>13,}"
         )
     biggest = max(results, key=lambda r: r["elders"])
@@ -291,6 +440,8 @@ def _report(results: list[dict[str, Any]]) -> tuple[dict[str, Any], list[str]]:
     lines.append("")
     if at_100k:
         verdict = "meets" if at_100k["run_s"] < TARGET_S else "misses"
-        lines.append(f"100 000 elders: {at_100k['run_s']:.2f} s — {verdict} the < {TARGET_S:.0f} s target")
+        lines.append(
+            f"100 000 elders: {at_100k['run_s']:.2f} s — {verdict} the < {TARGET_S:.0f} s target"
+        )
     lines.append(f"1 000 000 elders: ≈ {million:.0f} s ({figures['million_basis']})")
     return figures, lines

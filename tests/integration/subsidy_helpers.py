@@ -87,7 +87,9 @@ async def add_verified_visit(
     return visit_id
 
 
-async def ensure_org(conn: asyncpg.Connection, org_id: uuid.UUID, region: str = "350212") -> uuid.UUID:
+async def ensure_org(
+    conn: asyncpg.Connection, org_id: uuid.UUID, region: str = "350212"
+) -> uuid.UUID:
     """An org and one station (registry rows), idempotently; returns the station id."""
     station_id = uuid.uuid5(org_id, "station")
     n = int(hashlib.sha256(org_id.bytes).hexdigest(), 16) % 10**7
@@ -111,7 +113,9 @@ async def ensure_org(conn: asyncpg.Connection, org_id: uuid.UUID, region: str = 
     return station_id
 
 
-async def insert_elder_facts(conn: asyncpg.Connection, facts: ElderFacts, *, name: str = "测试老人") -> None:
+async def insert_elder_facts(
+    conn: asyncpg.Connection, facts: ElderFacts, *, name: str = "测试老人"
+) -> None:
     """Write ``facts`` (from a case table or built by hand) into registry tables, plus the
     subsidy-owned ones (earlier subsidies, approved applications, earlier grants)."""
     e = facts
@@ -134,7 +138,8 @@ async def insert_elder_facts(conn: asyncpg.Connection, facts: ElderFacts, *, nam
     )
     for a in e.assessments:
         await conn.execute(
-            "INSERT INTO registry.assessments (id, elder_id, source, base_level, level, adjustments,"
+            "INSERT INTO registry.assessments (id, elder_id, source, base_level, level, "
+            "adjustments,"
             " dementia, coma, care_risk_events_30d, assessed_on, valid_until, assessor)"
             " VALUES ($1, $2, 'third_party', $3, $3, '[]', $4, false, 0, $5, $6, '第三方评估机构')",
             uuid.uuid4(),
@@ -185,7 +190,8 @@ async def insert_elder_facts(conn: asyncpg.Connection, facts: ElderFacts, *, nam
         for n, (frm, to, day) in enumerate(events):
             await conn.execute(
                 "INSERT INTO registry.bed_events (id, bed_id, from_status, to_status, effective_on,"
-                " actor, created_at) VALUES ($1, $2, $3, $4, $5, 'test', now() + $6 * interval '1 ms')",
+                " actor, created_at) VALUES ($1, $2, $3, $4, $5, 'test', now() + $6 * interval "
+                "'1 ms')",
                 uuid.uuid4(),
                 b.bed_id,
                 frm,
@@ -206,7 +212,8 @@ async def insert_elder_facts(conn: asyncpg.Connection, facts: ElderFacts, *, nam
         )
     for bf in e.benefits:
         await conn.execute(
-            "INSERT INTO subsidy.benefits (id, elder_id, code, amount_fen, received_on, recorded_by)"
+            "INSERT INTO subsidy.benefits (id, elder_id, code, amount_fen, received_on, "
+            "recorded_by)"
             " VALUES ($1, $2, $3, $4, $5, 'test')",
             uuid.uuid4(),
             e.elder_id,
@@ -237,8 +244,10 @@ async def insert_elder_facts(conn: asyncpg.Connection, facts: ElderFacts, *, nam
             g.amount_fen,
         )
         await conn.execute(
-            "INSERT INTO subsidy.decision_lines (id, decision_id, elder_id, month, policy_code, rule,"
-            " kind, pay_to, fund, amount_fen, days) VALUES ($1, $2, $3, $4, $5, $6, $7, 'org', 'x', $8, 0)",
+            "INSERT INTO subsidy.decision_lines (id, decision_id, elder_id, month, policy_code, "
+            "rule,"
+            " kind, pay_to, fund, amount_fen, days) VALUES ($1, $2, $3, $4, $5, $6, $7, 'org', "
+            "'x', $8, 0)",
             uuid.uuid4(),
             decision,
             e.elder_id,
@@ -250,7 +259,8 @@ async def insert_elder_facts(conn: asyncpg.Connection, facts: ElderFacts, *, nam
         )
     if e.disqualified_on:
         await conn.execute(
-            "INSERT INTO subsidy.fraud_flags (id, subject, elder_id, reason, found_on, effective_from,"
+            "INSERT INTO subsidy.fraud_flags (id, subject, elder_id, reason, found_on, "
+            "effective_from,"
             " repay_fen, created_by) VALUES ($1, 'elder', $2, '骗取补贴', $3, $3, 0, 'test')",
             uuid.uuid4(),
             e.elder_id,
@@ -259,11 +269,21 @@ async def insert_elder_facts(conn: asyncpg.Connection, facts: ElderFacts, *, nam
     for v in e.visits:
         await ensure_org(conn, v.org_id)
         await add_verified_visit(
-            conn, elder_id=e.elder_id, org_id=v.org_id, service_day=v.service_day, visit_id=v.visit_id
+            conn,
+            elder_id=e.elder_id,
+            org_id=v.org_id,
+            service_day=v.service_day,
+            visit_id=v.visit_id,
         )
 
 
-def case_facts(case: Mapping[str, Any], policy_code: str, orgs: Orgs, *, region_map: Mapping[str, str] | None = None) -> ElderFacts:
+def case_facts(
+    case: Mapping[str, Any],
+    policy_code: str,
+    orgs: Orgs,
+    *,
+    region_map: Mapping[str, str] | None = None,
+) -> ElderFacts:
     """A case table's facts with fresh ids (a table may run more than once per database)."""
     f = facts_from_case(case, policy_code, orgs)
     fresh = uuid.uuid4()
@@ -280,9 +300,12 @@ def case_facts(case: Mapping[str, Any], policy_code: str, orgs: Orgs, *, region_
             "residence_region": remap.get(f.residence_region, f.residence_region),
             "beds": beds,
             "modifications": tuple(
-                type(m)(bed_ids.get(m.bed_id, m.bed_id), m.kind, m.cost_fen, m.done_on) for m in f.modifications
+                type(m)(bed_ids.get(m.bed_id, m.bed_id), m.kind, m.cost_fen, m.done_on)
+                for m in f.modifications
             ),
-            "visits": tuple(type(v)(uuid.uuid4(), v.org_id, v.service_day, v.item_codes) for v in f.visits),
+            "visits": tuple(
+                type(v)(uuid.uuid4(), v.org_id, v.service_day, v.item_codes) for v in f.visits
+            ),
         }
     )
 

@@ -14,7 +14,9 @@ def test_policy_test_passes_on_the_shipped_tables(capsys):
 
 
 def test_policy_test_fails_on_a_wrong_case(monkeypatch, capsys):
-    (path, table), *_ = [(p, t) for p, t in cases.load_tables() if t["policy"] == "xm-tongan-family-bed"]
+    (path, table), *_ = [
+        (p, t) for p, t in cases.load_tables() if t["policy"] == "xm-tongan-family-bed"
+    ]
     broken = dict(table, cases=[dict(table["cases"][0], expect={"lines": {"operating": "1.00"}})])
     monkeypatch.setattr(cases, "load_tables", lambda: [(path, broken)])
     assert main(["policy", "test"]) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import uuid
 from datetime import date, timedelta
@@ -190,7 +191,7 @@ def test_prorating_sums_to_the_whole(amount, n_and_cuts):
     n, cuts = n_and_cuts
     # split the month's n days into consecutive pieces at the cut points
     points = sorted({0, n, *cuts})
-    pieces = [b - a for a, b in zip(points, points[1:], strict=False)]
+    pieces = [b - a for a, b in itertools.pairwise(points)]
     parts = engine.prorate(amount, pieces, n)
     assert sum(parts) == amount  # a whole month, however it is cut, is the whole amount
     for fen, d in zip(parts, pieces, strict=True):

@@ -102,7 +102,7 @@ async def decide(
 ) -> Application:
     if app.status != "submitted":
         raise Conflict(T("申请已办结", "the application is already decided"))
-    days, roles, nxt = STAGES[app.stage]
+    _, roles, nxt = STAGES[app.stage]
     if principal.role not in roles:
         raise Forbidden(T(f"{app.stage} 阶段不由您审批", f"the {app.stage} review is not yours"))
     step = {

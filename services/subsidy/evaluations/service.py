@@ -60,7 +60,8 @@ async def evaluate(
             raise Unprocessable(
                 T(
                     f"{month_text(month)} 没有覆盖户籍地 {elder.hukou_region} 的生效策略",
-                    f"no active policy covers hukou region {elder.hukou_region} in {month_text(month)}",
+                    f"no active policy covers hukou region {elder.hukou_region} in "
+                    f"{month_text(month)}",
                 ),
                 slug="no-policy",
                 errors=[

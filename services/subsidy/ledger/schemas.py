@@ -8,7 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 class BalanceRead(BaseModel):
     account: str = Field(
-        description="fund | allowance | org_payable | disbursed | self_pay | receivable | recoveries"
+        description="fund | allowance | org_payable | disbursed | self_pay | receivable | "
+        "recoveries"
     )
     fund: str
     elder_id: uuid.UUID | None = None

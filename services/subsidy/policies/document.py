@@ -166,7 +166,7 @@ class _Parser:
                 )
             )
             return None
-        if isinstance(value, bool) or isinstance(value, float):
+        if isinstance(value, bool | float):
             self.err(
                 path,
                 '金额应写为整数或字符串（如 "12.50"），不用浮点数',
@@ -420,6 +420,15 @@ def parse_document(raw: Mapping[str, Any]) -> PolicyDoc:
         raise PolicyInvalid(p.errors)
     vouchers = raw.get("vouchers") or {}
     application = raw.get("application") or {}
+    if vouchers.get("rollover", "none") != "none":
+        # the only mode implemented; a policy asking for another must not pass silently
+        p.errors.append(
+            (
+                "vouchers.rollover",
+                T("目前仅支持 none（不结转）", "only `none` (no roll-over) is supported"),
+            )
+        )
+        raise PolicyInvalid(p.errors)
     return PolicyDoc(
         code=code,
         version=version,
@@ -532,7 +541,8 @@ def _check_needs(p: _Parser, rules: list[Rule], combos: list[Combination], code:
                 continue  # the two can never grant on the same day
             p.err(
                 f"rules[{b.id}].need",
-                f"规则 {a.id} 与 {b.id} 可能同时为同一需要（{a.need}）发放（如：{_describe(witness)}），"
+                f"规则 {a.id} 与 {b.id} 可能同时为同一需要（{a.need}）发放"
+                f"（如：{_describe(witness)}），"
                 "但未声明组合方式（highest / exclude / cap / stack）",
                 f"rules {a.id} and {b.id} can both grant for need {a.need!r} on the same day "
                 f"(e.g. {_describe(witness)}) without a declared combination "

@@ -476,7 +476,8 @@ def _monthly(rule: Rule, w: _Work, eligible: list[_Seg], n: int, explain: bool) 
         else:
             spans = "，".join(f"{s.start}–{s.start + timedelta(days=s.days - 1)}" for s in eligible)
             w.detail = T(
-                f"{rate} 元/月 × {w.days}/{n} 天（{spans}）= {yuan(w.amount)} 元（按日折算，四舍五入到分）",
+                f"{rate} 元/月 × {w.days}/{n} 天（{spans}）= {yuan(w.amount)} 元（按日折算，"
+                "四舍五入到分）",
                 f"{rate} yuan a month × {w.days}/{n} days ({spans}) = {yuan(w.amount)} yuan "
                 "(prorated by day, rounded half-up to the fen)",
             )
@@ -507,7 +508,8 @@ def _annual(
             "already_granted",
             T(
                 f"{rule.name.zh}：本年度已发放 {yuan(granted)} 元，达到年度标准 {yuan(v.fen)} 元",
-                f"{rule.name.en}: {yuan(granted)} yuan already granted this year (annual {yuan(v.fen)})",
+                f"{rule.name.en}: {yuan(granted)} yuan already granted this year (annual "
+                f"{yuan(v.fen)})",
             )
             if explain
             else None,
@@ -519,7 +521,8 @@ def _annual(
     if explain:
         w.detail = T(
             f"年度标准 {yuan(v.fen)} 元，本年已发 {yuan(granted)} 元，本月发放 {yuan(due)} 元",
-            f"annual {yuan(v.fen)} yuan, {yuan(granted)} granted earlier this year, {yuan(due)} now",
+            f"annual {yuan(v.fen)} yuan, {yuan(granted)} granted earlier this year, {yuan(due)} "
+            "now",
         )
     return None
 
@@ -554,8 +557,10 @@ def _per_visit(
             rule.id,
             "below_minimum" if visits else "no_visits",
             T(
-                f"{rule.name.zh}：本月核验上门 {len(visits)} 次，标准为每月不少于 {a.min_visits} 次",
-                f"{rule.name.en}: {len(visits)} verified visits this month; the standard is at least {a.min_visits}",
+                f"{rule.name.zh}：本月核验上门 {len(visits)} 次，标准为每月不少于 {a.min_visits} "
+                "次",
+                f"{rule.name.en}: {len(visits)} verified visits this month; the standard is at "
+                f"least {a.min_visits}",
             )
             if explain
             else None,
@@ -692,7 +697,8 @@ def _settle_one_time(w: _Work, explain: bool) -> None:
         if w.capped_by is not None:
             combo, cap = w.capped_by
             text = T(
-                f"{rule.name.zh}：{combo.name.zh}，合计不超过 {yuan(cap)} 元，已用足（{combo.reference}）",
+                f"{rule.name.zh}：{combo.name.zh}，合计不超过 {yuan(cap)} 元，已用足（"
+                f"{combo.reference}）",
                 f"{rule.name.en}: {combo.name.en} — together at most {yuan(cap)} yuan, reached "
                 f"({combo.reference})",
             )
@@ -749,7 +755,8 @@ def _supersede(w: _Work, winner: _Work, combo: Combination, explain: bool) -> No
         w.rule.id,
         "superseded",
         T(
-            f"{w.rule.name.zh}（{yuan(w.amount)} 元）与{winner.rule.name.zh}（{yuan(winner.amount)} 元）"
+            f"{w.rule.name.zh}（{yuan(w.amount)} 元）与"
+            f"{winner.rule.name.zh}（{yuan(winner.amount)} 元）"
             f"不重复计算，就高发放后者（{combo.reference}）",
             f"{w.rule.name.en} ({yuan(w.amount)} yuan) is not paid on top of "
             f"{winner.rule.name.en} ({yuan(winner.amount)} yuan): the higher one is paid "
@@ -838,8 +845,10 @@ def _explanation(doc: PolicyDoc, w: _Work) -> T:
     detail = w.detail or T("", "")
     combo_zh = f"（{w.combination}）" if w.combination else ""
     return T(
-        f"{rule.name.zh}：{facts_zh}。{detail.zh}{combo_zh}。依据：{rule.reference}（{doc.title} v{doc.version}）",
-        f"{rule.name.en}: {facts_en}. {detail.en}. Clause: {rule.reference} ({doc.code} v{doc.version})",
+        f"{rule.name.zh}：{facts_zh}。{detail.zh}{combo_zh}。依据：{rule.reference}（{doc.title} "
+        f"v{doc.version}）",
+        f"{rule.name.en}: {facts_en}. {detail.en}. Clause: {rule.reference} ({doc.code} "
+        f"v{doc.version})",
     )
 
 
@@ -867,7 +876,8 @@ def _refusal_text(
         )
     if code == "disqualified":
         return T(
-            f"{name.zh}：因弄虚作假骗取补贴，自 {facts.disqualified_on} 起终身取消享受资格（篇七 管理监督）",
+            f"{name.zh}：因弄虚作假骗取补贴，自 {facts.disqualified_on} 起终身取消享受资格（篇七 "
+            "管理监督）",
             f"{name.en}: disqualified for life from {facts.disqualified_on} (fraud; 篇七)",
         )
     if code == "org_disqualified":
@@ -878,8 +888,10 @@ def _refusal_text(
     if code == "excluded" and combo is not None and combo.when is not None:
         _, why = combo.when.explain(rep)
         return T(
-            f"{name.zh}：{_join(why, '；', 'zh')}，不再重复享受（{combo.name.zh}，{combo.reference}）",
-            f"{name.en}: {_join(why, '; ', 'en')} — not paid on top ({combo.name.en}, {combo.reference})",
+            f"{name.zh}：{_join(why, '；', 'zh')}，不再重复享受（{combo.name.zh}，"
+            f"{combo.reference}）",
+            f"{name.en}: {_join(why, '; ', 'en')} — not paid on top ({combo.name.en}, "
+            f"{combo.reference})",
         )
     _, why = rule.eligible.explain(rep)
     return T(

@@ -25,7 +25,7 @@ from services.subsidy.policies import engine
 from services.subsidy.policies import service as policies
 from services.subsidy.policies.document import PolicyDoc, parse_document
 from services.subsidy.policies.facts import ElderFacts, Grant, day_facts
-from services.subsidy.policies.predicates import PolicyInvalid, STEP_BED
+from services.subsidy.policies.predicates import STEP_BED, PolicyInvalid
 from shared.auth import Principal
 from shared.errors import Forbidden, Unprocessable
 from shared.i18n import T, text
@@ -196,7 +196,7 @@ async def what_if(
     for f in world.elders:
         covered = any(f.hukou_region.startswith(p) for p in doc.regions) if doc.regions else True
         for side, pick in (
-            ("draft", lambda _m: doc if covered else None),
+            ("draft", lambda _m, covered=covered: doc if covered else None),
             ("baseline", baselines.get),
         ):
             grants: list[Grant] = [g for g in f.grants if g.month < start]

@@ -15,10 +15,12 @@ from services.subsidy.ledger.service import Draft, Leg
 from services.subsidy.policies import service as policies
 from services.subsidy.rewards.models import Reward
 from services.subsidy.rewards.schemas import RewardEvaluation, RewardQuery
-from shared import clock, readmodel as rm
+from shared import clock
+from shared import readmodel as rm
 from shared.auth import Principal
 from shared.errors import Conflict, Unprocessable
-from shared.i18n import T, text as render
+from shared.i18n import T
+from shared.i18n import text as render
 from shared.money import fen_to_yuan
 from shared.visits_readmodel import verified_visits as vv
 

@@ -211,7 +211,7 @@ async def execute(
                     run_id,
                     decision_id,
                     actor,
-                    held_lines=current.get(("lines",) + key, []),
+                    held_lines=current.get(("lines", *key), []),
                     lines=lines,
                     postings=postings,
                     entries=entries,
@@ -465,7 +465,8 @@ async def _write(
         )
     if cur_rows:
         await conn.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS run_current (LIKE subsidy.current_decisions) ON COMMIT DROP"
+            "CREATE TEMP TABLE IF NOT EXISTS run_current (LIKE subsidy.current_decisions) ON "
+            "COMMIT DROP"
         )
         await conn.copy_records_to_table(
             "run_current",
@@ -551,10 +552,12 @@ async def _write(
                 "INSERT INTO subsidy.vouchers (id, elder_id, policy_code, month, fund, amount_fen,"
                 " redeemed_fen, lapsed_fen, redeemable_until)"
                 " SELECT v.id, v.elder_id, v.policy_code, v.month, v.fund, v.amount, 0, 0, v.until"
-                " FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::date[], $5::text[], $6::bigint[],"
+                " FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::date[], $5::text[], "
+                "$6::bigint[],"
                 " $7::date[]) AS v(id, elder_id, policy_code, month, fund, amount, until)"
                 " ON CONFLICT (elder_id, policy_code, month, fund) DO UPDATE SET"
-                " amount_fen = subsidy.vouchers.amount_fen + excluded.amount_fen, updated_at = now()",
+                " amount_fen = subsidy.vouchers.amount_fen + excluded.amount_fen, updated_at = "
+                "now()",
                 [new_id() for _ in keys],
                 [k[0] for k in keys],
                 [k[1] for k in keys],

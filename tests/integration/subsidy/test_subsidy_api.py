@@ -32,7 +32,10 @@ async def test_policies_list_drafts_with_their_blanks(subsidy):
     songgang = by_code[("sz-songgang-home-care", 1)]
     assert songgang["status"] == "draft"
     assert "rules[age80].amount.monthly" in {b["field"] for b in songgang["blanks"]}
-    assert {(c, v) for c, v in by_code if c == "sz-home-care-voucher"} == {("sz-home-care-voucher", 1), ("sz-home-care-voucher", 2)}
+    assert {(c, v) for c, v in by_code if c == "sz-home-care-voucher"} == {
+        ("sz-home-care-voucher", 1),
+        ("sz-home-care-voucher", 2),
+    }
 
 
 async def test_a_blank_amount_is_refused_naming_rule_and_field(subsidy):
@@ -57,7 +60,9 @@ async def test_a_blank_amount_is_refused_naming_rule_and_field(subsidy):
     r = await subsidy.post("/v1/policies/songgang-completed/versions/52/activate")
     assert r.status_code == 200 and r.json()["status"] == "active"
     assert (await subsidy.post("/v1/policies", done)).status_code == 409
-    assert (await subsidy.post("/v1/policies", done, role="community", region="440306")).status_code == 403
+    assert (
+        await subsidy.post("/v1/policies", done, role="community", region="440306")
+    ).status_code == 403
 
 
 async def test_undeclared_overlap_is_refused(subsidy):
@@ -79,10 +84,15 @@ async def test_evaluation_explains_in_chinese_and_english(subsidy, db):
     nursing = next(x for x in zh["lines"] if x["rule"] == "nursing_semi")
     assert "低保" in nursing["explanation"] and "篇一（三）3" in nursing["explanation"]
     assert nursing["kind"] == "monthly" and nursing["pay_to"] == "org"
-    r = await subsidy.client.post("/v1/evaluations", json=body, headers={**subsidy.auth(), "Accept-Language": "en"})
+    r = await subsidy.client.post(
+        "/v1/evaluations", json=body, headers={**subsidy.auth(), "Accept-Language": "en"}
+    )
     en = r.json()
     nursing_en = next(x for x in en["lines"] if x["rule"] == "nursing_semi")
-    assert "subsistence allowance" in nursing_en["explanation"] and "低保（" not in nursing_en["explanation"]
+    assert (
+        "subsistence allowance" in nursing_en["explanation"]
+        and "低保（" not in nursing_en["explanation"]
+    )
     refused = {x["rule"]: x["reason"] for x in en["refused"]}
     assert "not eligible" in refused["nursing_total"]
 
@@ -93,16 +103,24 @@ async def test_evaluation_scope_and_input(subsidy, db):
     elder = safety_net_elder(org)
     await insert_elder_facts(db, elder)
     body = {"elder_id": str(elder.elder_id), "month": "2024-05"}
-    assert (await subsidy.post("/v1/evaluations", body, role="community", region="350212")).status_code == 200
-    assert (await subsidy.post("/v1/evaluations", body, role="community", region="350213")).status_code == 404
-    assert (await subsidy.post("/v1/evaluations", body, role="family", elder=str(elder.elder_id))).status_code == 200
+    assert (
+        await subsidy.post("/v1/evaluations", body, role="community", region="350212")
+    ).status_code == 200
+    assert (
+        await subsidy.post("/v1/evaluations", body, role="community", region="350213")
+    ).status_code == 404
+    assert (
+        await subsidy.post("/v1/evaluations", body, role="family", elder=str(elder.elder_id))
+    ).status_code == 200
     bad = await subsidy.post("/v1/evaluations", {**body, "month": "2024-5"})
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "month"
     nul = await subsidy.post("/v1/evaluations", {**body, "policy_code": "x\u0000"})
     assert nul.status_code == 422
     stranger = ElderFacts(uuid.uuid4(), date(1950, 1, 1), "110101", "110101")
     await insert_elder_facts(db, stranger)
-    r = await subsidy.post("/v1/evaluations", {"elder_id": str(stranger.elder_id), "month": "2024-05"})
+    r = await subsidy.post(
+        "/v1/evaluations", {"elder_id": str(stranger.elder_id), "month": "2024-05"}
+    )
     assert r.status_code == 422 and r.json()["type"].endswith("no-policy")
 
 
@@ -124,17 +142,43 @@ async def test_through_the_registry_api_a_bed_started_this_month(subsidy, regist
     assert r.status_code == 201, r.text
     elder = r.json()
     today = clock.today()
-    assert (await registry.post(f"/v1/elders/{elder['id']}/assessments", {"level": 4, "assessed_on": str(today - timedelta(days=40)), "assessor": "第三方"})).status_code == 201
-    assert (await registry.post(f"/v1/elders/{elder['id']}/categories", {"code": "extreme_poverty", "valid_from": "2020-01-01"})).status_code == 201
-    assert (await registry.post(f"/v1/elders/{elder['id']}/family-caregivers", {"name": "林女儿", "relation": "child", "phone": "13900000000", "lives_with": True})).status_code == 201
+    assert (
+        await registry.post(
+            f"/v1/elders/{elder['id']}/assessments",
+            {"level": 4, "assessed_on": str(today - timedelta(days=40)), "assessor": "第三方"},
+        )
+    ).status_code == 201
+    assert (
+        await registry.post(
+            f"/v1/elders/{elder['id']}/categories",
+            {"code": "extreme_poverty", "valid_from": "2020-01-01"},
+        )
+    ).status_code == 201
+    assert (
+        await registry.post(
+            f"/v1/elders/{elder['id']}/family-caregivers",
+            {"name": "林女儿", "relation": "child", "phone": "13900000000", "lives_with": True},
+        )
+    ).status_code == 201
     start = today - timedelta(days=today.day - 1) if today.day > 1 else today
-    r = await registry.post("/v1/beds", {"elder_id": elder["id"], "org_id": org["id"], "station_id": org["station"]["id"], "started_on": str(start)})
+    r = await registry.post(
+        "/v1/beds",
+        {
+            "elder_id": elder["id"],
+            "org_id": org["id"],
+            "station_id": org["station"]["id"],
+            "started_on": str(start),
+        },
+    )
     assert r.status_code == 201, r.text
     month = f"{today.year:04d}-{today.month:02d}"
     ev = (await subsidy.post("/v1/evaluations", {"elder_id": elder["id"], "month": month})).json()
     lines = {x["rule"]: x for x in ev["lines"]}
     assert set(lines) == {"operating", "nursing_total"}
-    assert lines["nursing_total"]["amount_fen"] == 120_000 and lines["operating"]["amount_fen"] == 25_000
+    assert (
+        lines["nursing_total"]["amount_fen"] == 120_000
+        and lines["operating"]["amount_fen"] == 25_000
+    )
     assert lines["operating"]["parts"][0]["org_id"] == org["id"]
 
 
@@ -149,7 +193,10 @@ async def test_region_without_a_bed_policy_gets_a_clear_422(registry):
     from tests.integration.builders import make_elder
 
     elder = await make_elder(registry, region="350213")
-    r = await registry.post("/v1/beds", {"elder_id": elder["id"], "org_id": org["id"], "station_id": org["station"]["id"]})
+    r = await registry.post(
+        "/v1/beds",
+        {"elder_id": elder["id"], "org_id": org["id"], "station_id": org["station"]["id"]},
+    )
     assert r.status_code == 422 and r.json()["type"].endswith("no-bed-policy")
     assert r.json()["errors"][0]["field"] == "elder_id"
 
@@ -161,23 +208,49 @@ async def test_fraud_disqualifies_for_life_records_a_receivable_and_is_audited(s
     await insert_elder_facts(db, elder)
     r = await subsidy.post(
         "/v1/fraud-flags",
-        {"subject": "elder", "elder_id": str(elder.elder_id), "reason": "虚报低保", "found_on": "2024-06-16", "repay_fen": 80_000, "fund": "district_finance"},
+        {
+            "subject": "elder",
+            "elder_id": str(elder.elder_id),
+            "reason": "虚报低保",
+            "found_on": "2024-06-16",
+            "repay_fen": 80_000,
+            "fund": "district_finance",
+        },
     )
     assert r.status_code == 201, r.text
     flag = r.json()
-    ev = (await subsidy.post("/v1/evaluations", {"elder_id": str(elder.elder_id), "month": "2024-06"})).json()
+    ev = (
+        await subsidy.post("/v1/evaluations", {"elder_id": str(elder.elder_id), "month": "2024-06"})
+    ).json()
     assert ev["total_fen"] == 12_500 + 50_000  # 15 of 30 days before the flag
-    later = (await subsidy.post("/v1/evaluations", {"elder_id": str(elder.elder_id), "month": "2031-01"})).json()
+    later = (
+        await subsidy.post("/v1/evaluations", {"elder_id": str(elder.elder_id), "month": "2031-01"})
+    ).json()
     assert later["lines"] == [] and {x["code"] for x in later["refused"]} == {"disqualified"}
-    owed = await db.fetchval("SELECT sum(amount_fen) FROM subsidy.ledger_entries WHERE elder_id = $1 AND account = 'receivable'", elder.elder_id)
+    owed = await db.fetchval(
+        "SELECT sum(amount_fen) FROM subsidy.ledger_entries WHERE elder_id = $1 AND account = "
+        "'receivable'",
+        elder.elder_id,
+    )
     assert owed == 80_000
-    r = await subsidy.post(f"/v1/fraud-flags/{flag['id']}/repayments", {"amount_fen": 30_000, "paid_on": "2024-07-01"})
+    r = await subsidy.post(
+        f"/v1/fraud-flags/{flag['id']}/repayments", {"amount_fen": 30_000, "paid_on": "2024-07-01"}
+    )
     assert r.status_code == 200 and r.json()["repaid_fen"] == 30_000
-    r = await subsidy.post(f"/v1/fraud-flags/{flag['id']}/repayments", {"amount_fen": 60_000, "paid_on": "2024-07-02"})
+    r = await subsidy.post(
+        f"/v1/fraud-flags/{flag['id']}/repayments", {"amount_fen": 60_000, "paid_on": "2024-07-02"}
+    )
     assert r.status_code == 422
-    audited = await db.fetchval("SELECT count(*) FROM common.audit_log WHERE resource_id = $1 AND service = 'subsidy'", elder.elder_id)
+    audited = await db.fetchval(
+        "SELECT count(*) FROM common.audit_log WHERE resource_id = $1 AND service = 'subsidy'",
+        elder.elder_id,
+    )
     assert audited == 2
-    assert (await subsidy.post("/v1/fraud-flags", {"subject": "elder", "reason": "x", "found_on": "2024-01-01"})).status_code == 422
+    assert (
+        await subsidy.post(
+            "/v1/fraud-flags", {"subject": "elder", "reason": "x", "found_on": "2024-01-01"}
+        )
+    ).status_code == 422
 
 
 async def test_org_fraud_stops_its_subsidies_and_redemptions(subsidy, db):
@@ -185,47 +258,84 @@ async def test_org_fraud_stops_its_subsidies_and_redemptions(subsidy, db):
     await ensure_org(db, org)
     elder = safety_net_elder(org)
     await insert_elder_facts(db, elder)
-    r = await subsidy.post("/v1/fraud-flags", {"subject": "org", "org_id": str(org), "reason": "虚构服务记录", "found_on": "2024-08-01"})
+    r = await subsidy.post(
+        "/v1/fraud-flags",
+        {"subject": "org", "org_id": str(org), "reason": "虚构服务记录", "found_on": "2024-08-01"},
+    )
     assert r.status_code == 201
-    ev = (await subsidy.post("/v1/evaluations", {"elder_id": str(elder.elder_id), "month": "2024-08"})).json()
-    assert ev["total_fen"] == 0 and {x["code"] for x in ev["refused"] if x["rule"] == "operating"} == {"org_disqualified"}
-    visit = await add_verified_visit(db, elder_id=elder.elder_id, org_id=org, service_day=date(2024, 8, 3))
-    r = await subsidy.post("/v1/vouchers/redemptions", {"visit_id": str(visit), "price_fen": 100}, role="org_admin", org=str(org))
+    ev = (
+        await subsidy.post("/v1/evaluations", {"elder_id": str(elder.elder_id), "month": "2024-08"})
+    ).json()
+    assert ev["total_fen"] == 0 and {
+        x["code"] for x in ev["refused"] if x["rule"] == "operating"
+    } == {"org_disqualified"}
+    visit = await add_verified_visit(
+        db, elder_id=elder.elder_id, org_id=org, service_day=date(2024, 8, 3)
+    )
+    r = await subsidy.post(
+        "/v1/vouchers/redemptions",
+        {"visit_id": str(visit), "price_fen": 100},
+        role="org_admin",
+        org=str(org),
+    )
     assert r.status_code == 422 and r.json()["type"].endswith("org-disqualified")
 
 
 async def test_application_three_reviews_then_vouchers(subsidy, db):
     elder = sz_elder(applications=())
     await insert_elder_facts(db, elder)
-    before = (await subsidy.post("/v1/evaluations", {"elder_id": str(elder.elder_id), "month": "2025-06"})).json()
+    before = (
+        await subsidy.post("/v1/evaluations", {"elder_id": str(elder.elder_id), "month": "2025-06"})
+    ).json()
     assert before["total_fen"] == 0
     assert "no_application" in {s for x in before["refused"] for s in x["steps"]}
     r = await subsidy.post(
         "/v1/applications",
-        {"elder_id": str(elder.elder_id), "policy_code": "sz-home-care-voucher", "basis": "dibao_dependent", "documents": ["社区居家养老服务补助审批表"], "submitted_on": "2025-05-06"},
+        {
+            "elder_id": str(elder.elder_id),
+            "policy_code": "sz-home-care-voucher",
+            "basis": "dibao_dependent",
+            "documents": ["社区居家养老服务补助审批表"],
+            "submitted_on": "2025-05-06",
+        },
         role="community",
         region="440304",
     )
     assert r.status_code == 201, r.text
     app = r.json()
-    assert app["stage"] == "community" and app["due_on"] > "2025-05-16"  # 10 working days, 公示 included
+    assert (
+        app["stage"] == "community" and app["due_on"] > "2025-05-16"
+    )  # 10 working days, 公示 included
     assert "市、区直属医院诊断证明" in app["missing_documents"]
     path = f"/v1/applications/{app['id']}/decisions"
-    assert (await subsidy.post(path, {"decision": "approve"}, role="street", region="440304")).status_code == 403
-    assert (await subsidy.post(path, {"decision": "approve"}, role="community", region="440304")).json()["stage"] == "street"
-    assert (await subsidy.post(path, {"decision": "approve"}, role="street", region="440304")).json()["stage"] == "district"
+    assert (
+        await subsidy.post(path, {"decision": "approve"}, role="street", region="440304")
+    ).status_code == 403
+    assert (
+        await subsidy.post(path, {"decision": "approve"}, role="community", region="440304")
+    ).json()["stage"] == "street"
+    assert (
+        await subsidy.post(path, {"decision": "approve"}, role="street", region="440304")
+    ).json()["stage"] == "district"
     done = (await subsidy.post(path, {"decision": "approve"}, role="admin")).json()
     assert done["status"] == "approved" and len(done["history"]) == 4
     approved_on = done["decided_on"]
     month = approved_on[:7]
-    after = (await subsidy.post("/v1/evaluations", {"elder_id": str(elder.elder_id), "month": month})).json()
+    after = (
+        await subsidy.post("/v1/evaluations", {"elder_id": str(elder.elder_id), "month": month})
+    ).json()
     assert after["total_fen"] > 0
 
 
 async def test_a_refusal_needs_written_reasons(subsidy, db):
     elder = sz_elder(applications=())
     await insert_elder_facts(db, elder)
-    app = (await subsidy.post("/v1/applications", {"elder_id": str(elder.elder_id), "policy_code": "sz-home-care-voucher"})).json()
+    app = (
+        await subsidy.post(
+            "/v1/applications",
+            {"elder_id": str(elder.elder_id), "policy_code": "sz-home-care-voucher"},
+        )
+    ).json()
     path = f"/v1/applications/{app['id']}/decisions"
     assert (await subsidy.post(path, {"decision": "refuse"})).status_code == 422
     r = await subsidy.post(path, {"decision": "refuse", "reasons": ["户籍不在本市"]})
@@ -236,23 +346,45 @@ async def test_missed_entitlements_name_the_missing_step(subsidy, db):
     org = uuid.uuid4()
     await ensure_org(db, org)
     no_bed = safety_net_elder(org, beds=(), residence_region="350212100201")
-    expiring = safety_net_elder(org, residence_region="350212100201", categories=(Category("subsistence_allowance", date(2020, 1, 1), date(2024, 6, 20)),))
+    expiring = safety_net_elder(
+        org,
+        residence_region="350212100201",
+        categories=(Category("subsistence_allowance", date(2020, 1, 1), date(2024, 6, 20)),),
+    )
     no_app = sz_elder(applications=(), residence_region="440304001001")
     for f in (no_bed, expiring, no_app):
         await insert_elder_facts(db, f)
-    r = await subsidy.get("/v1/reports/missed-entitlements", params={"month": "2024-05", "region": "350212100201"}, role="community", region="350212")
+    r = await subsidy.get(
+        "/v1/reports/missed-entitlements",
+        params={"month": "2024-05", "region": "350212100201"},
+        role="community",
+        region="350212",
+    )
     assert r.status_code == 200, r.text
     rows = [row for c in r.json()["communities"] for row in c["elders"]]
     mine = {(row["elder_id"], row["rule"]): row["missing"] for row in rows}
     assert mine[(str(no_bed.elder_id), "nursing_semi")] == ["no_bed"]
     assert mine[(str(expiring.elder_id), "nursing_semi")] == ["category_expiring"]
-    r = await subsidy.get("/v1/reports/missed-entitlements", params={"month": "2025-06", "region": "440304001001"}, role="admin")
+    r = await subsidy.get(
+        "/v1/reports/missed-entitlements",
+        params={"month": "2025-06", "region": "440304001001"},
+        role="admin",
+    )
     rows = [row for c in r.json()["communities"] for row in c["elders"]]
-    assert {row["rule"]: row["missing"] for row in rows if row["elder_id"] == str(no_app.elder_id)} == {
+    assert {
+        row["rule"]: row["missing"] for row in rows if row["elder_id"] == str(no_app.elder_id)
+    } == {
         "dibao_dependent": ["no_application"],
         "special_groups": ["no_application"],
     }
-    assert (await subsidy.get("/v1/reports/missed-entitlements", params={"month": "2024-05", "region": "4403"}, role="community", region="350212")).status_code == 403
+    assert (
+        await subsidy.get(
+            "/v1/reports/missed-entitlements",
+            params={"month": "2024-05", "region": "4403"},
+            role="community",
+            region="350212",
+        )
+    ).status_code == 403
 
 
 async def test_budget_what_if(subsidy, db):
@@ -262,8 +394,12 @@ async def test_budget_what_if(subsidy, db):
     await insert_elder_facts(db, elder)
     draft = doc("xm-tongan-family-bed.yaml")
     draft.update(version=90, status="draft")
-    draft["rules"][2]["amount"] = {"monthly": [{"from": "2023-01-01", "yuan": 250}, {"from": "2026-07-01", "yuan": 300}]}
-    r = await subsidy.post("/v1/reports/what-if", {"draft": draft, "year": 2026}, role="admin", region="350212")
+    draft["rules"][2]["amount"] = {
+        "monthly": [{"from": "2023-01-01", "yuan": 250}, {"from": "2026-07-01", "yuan": 300}]
+    }
+    r = await subsidy.post(
+        "/v1/reports/what-if", {"draft": draft, "year": 2026}, role="admin", region="350212"
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     jan, jul = body["months"][0], body["months"][6]
@@ -271,7 +407,11 @@ async def test_budget_what_if(subsidy, db):
     assert jul["draft_fen"] > jul["baseline_fen"]
     assert jul["by_fund"]["district_finance"]["draft_fen"] == jul["draft_fen"]
     assert body["gainers"] >= 1 and body["losers"] == 0
-    gain = next(g for g in body["top_gainers"] if g["elder_id"] == str(elder.elder_id)) if body["gainers"] <= 20 else None
+    gain = (
+        next(g for g in body["top_gainers"] if g["elder_id"] == str(elder.elder_id))
+        if body["gainers"] <= 20
+        else None
+    )
     if gain is not None:
         assert gain["delta_fen"] == 6 * 5_000
 
@@ -282,7 +422,13 @@ async def test_org_reward_needs_operating_beds_and_an_amount(subsidy, db):
     elders = [safety_net_elder(org) for _ in range(2)]
     for e in elders:
         await insert_elder_facts(db, e)
-        await add_verified_visit(db, elder_id=e.elder_id, org_id=org, service_day=date(2024, 6, 20), bed_id=e.beds[0].bed_id)
+        await add_verified_visit(
+            db,
+            elder_id=e.elder_id,
+            org_id=org,
+            service_day=date(2024, 6, 20),
+            bed_id=e.beds[0].bed_id,
+        )
     query = {"org_id": str(org), "as_of": "2024-06-30", "satisfaction_pct": 96}
     shipped = (await subsidy.post("/v1/rewards/evaluations", query)).json()
     assert (shipped["active_beds"], shipped["operating_beds"], shipped["tier"]) == (2, 2, None)
@@ -305,17 +451,33 @@ async def test_run_skips_nothing_for_annual_visit_circle(subsidy, db):
     d.update(code="visit-circle-huli", version=1, status="active", regions=["350206"])
     assert (await subsidy.post("/v1/policies", d)).status_code in (201, 409)
     elder = ElderFacts(
-        uuid.uuid4(), date(1940, 2, 2), "350206", "350206", living_arrangement="alone",
+        uuid.uuid4(),
+        date(1940, 2, 2),
+        "350206",
+        "350206",
+        living_arrangement="alone",
         applications=(Application("visit-circle-huli", date(2024, 1, 1)),),
     )
     await insert_elder_facts(db, elder)
     org = uuid.uuid4()
     await ensure_org(db, org, region="350206")
     for day in (3, 10, 17):
-        await add_verified_visit(db, elder_id=elder.elder_id, org_id=org, service_day=date(2024, 10, day))
+        await add_verified_visit(
+            db, elder_id=elder.elder_id, org_id=org, service_day=date(2024, 10, day)
+        )
     run = await run_month(subsidy, "2024-10", role="admin", region="350206")
     assert run["total_fen"] >= 1_200 + 30_000
-    got = dict(await db.fetch("SELECT rule, amount_fen FROM subsidy.decision_lines WHERE elder_id = $1", elder.elder_id))
+    got = dict(
+        await db.fetch(
+            "SELECT rule, amount_fen FROM subsidy.decision_lines WHERE elder_id = $1",
+            elder.elder_id,
+        )
+    )
     assert got == {"visiting": 1_200, "circle_tier2": 30_000}
-    assert await db.fetchval("SELECT amount_fen FROM subsidy.vouchers WHERE elder_id = $1", elder.elder_id) == 30_000
+    assert (
+        await db.fetchval(
+            "SELECT amount_fen FROM subsidy.vouchers WHERE elder_id = $1", elder.elder_id
+        )
+        == 30_000
+    )
     _ = (Assessment, Bed, Span)

@@ -48,7 +48,11 @@ async def test_case_table_through_the_api(subsidy, db, path, table):
         await insert_elder_facts(db, facts, name=case["name"])
         r = await subsidy.post(
             "/v1/evaluations",
-            {"elder_id": str(facts.elder_id), "month": month_of(case), "policy_code": table["policy"]},
+            {
+                "elder_id": str(facts.elder_id),
+                "month": month_of(case),
+                "policy_code": table["policy"],
+            },
         )
         assert r.status_code == 200, r.text
         body = r.json()

@@ -32,7 +32,9 @@ def safety_net_elder(org: uuid.UUID, **over) -> ElderFacts:
 
 
 async def run_month(subsidy, month: str, **claims) -> dict:
-    r = await subsidy.post("/v1/runs", {"month": month}, **(claims or {"role": "admin", "region": REGION}))
+    r = await subsidy.post(
+        "/v1/runs", {"month": month}, **(claims or {"role": "admin", "region": REGION})
+    )
     assert r.status_code == 201, r.text
     run_id = r.json()["id"]
     assert r.json()["status"] in ("queued", "running", "succeeded")
@@ -49,7 +51,8 @@ async def run_month(subsidy, month: str, **claims) -> dict:
 
 async def lines_of(db: asyncpg.Connection, elder_id: uuid.UUID, month: date) -> dict[str, int]:
     rows = await db.fetch(
-        "SELECT rule, sum(amount_fen) FROM subsidy.decision_lines WHERE elder_id = $1 AND month = $2"
+        "SELECT rule, sum(amount_fen) FROM subsidy.decision_lines WHERE elder_id = $1 AND month "
+        "= $2"
         " AND reversed_by IS NULL GROUP BY rule",
         elder_id,
         month,
@@ -60,7 +63,8 @@ async def lines_of(db: asyncpg.Connection, elder_id: uuid.UUID, month: date) -> 
 async def balance(db, elder_id, account) -> int:
     return int(
         await db.fetchval(
-            "SELECT coalesce(sum(amount_fen), 0) FROM subsidy.ledger_entries WHERE elder_id = $1 AND account = $2",
+            "SELECT coalesce(sum(amount_fen), 0) FROM subsidy.ledger_entries WHERE elder_id = $1 "
+            "AND account = $2",
             elder_id,
             account,
         )
@@ -80,11 +84,15 @@ async def test_run_writes_decisions_and_a_balanced_ledger_and_is_idempotent(subs
     month = date(2024, 3, 1)
     first = await run_month(subsidy, "2024-03")
     assert first["decisions_written"] >= 1 and first["postings"] >= 2
-    assert await lines_of(db, elder.elder_id, month) == {"operating": 25_000, "nursing_semi": 100_000}
+    assert await lines_of(db, elder.elder_id, month) == {
+        "operating": 25_000,
+        "nursing_semi": 100_000,
+    }
     assert await balance(db, elder.elder_id, "org_payable") == 125_000
     assert await balance(db, elder.elder_id, "fund") == -125_000
     decision = await db.fetchrow(
-        "SELECT facts, policy_hash, verdicts FROM subsidy.decisions WHERE elder_id = $1", elder.elder_id
+        "SELECT facts, policy_hash, verdicts FROM subsidy.decisions WHERE elder_id = $1",
+        elder.elder_id,
     )
     assert decision["policy_hash"] and '"nursing_total"' in decision["verdicts"]
     assert str(elder.elder_id) in decision["facts"]  # the facts are frozen with the record
@@ -101,17 +109,24 @@ async def test_changed_facts_reverse_and_repost_only_the_difference(subsidy, db,
     await insert_elder_facts(db, elder)
     month = date(2024, 4, 1)
     await run_month(subsidy, "2024-04")
-    assert await lines_of(db, elder.elder_id, month) == {"operating": 25_000, "nursing_semi": 100_000}
+    assert await lines_of(db, elder.elder_id, month) == {
+        "operating": 25_000,
+        "nursing_semi": 100_000,
+    }
     # 低保 ends on 15 April: the nursing line shrinks, the operating line stays
     await db.execute(
         "UPDATE registry.categories SET valid_to = '2024-04-15' WHERE elder_id = $1", elder.elder_id
     )
     rerun = await run_month(subsidy, "2024-04")
     assert rerun["reversals"] == 1 and rerun["postings"] == 1
-    assert await lines_of(db, elder.elder_id, month) == {"operating": 25_000, "nursing_semi": 50_000}
+    assert await lines_of(db, elder.elder_id, month) == {
+        "operating": 25_000,
+        "nursing_semi": 50_000,
+    }
     assert await balance(db, elder.elder_id, "org_payable") == 75_000
     kinds = await db.fetch(
-        "SELECT kind, rule, reverses IS NOT NULL AS r FROM subsidy.ledger_postings WHERE elder_id = $1"
+        "SELECT kind, rule, reverses IS NOT NULL AS r FROM subsidy.ledger_postings WHERE "
+        "elder_id = $1"
         " ORDER BY created_at",
         elder.elder_id,
     )
@@ -129,7 +144,9 @@ async def test_decisions_are_explained_from_their_frozen_facts(subsidy, db, org)
     await run_month(subsidy, "2024-02")
     # facts change after the run; the record still explains what was decided, and why
     await db.execute("DELETE FROM registry.categories WHERE elder_id = $1", elder.elder_id)
-    r = await subsidy.get("/v1/decisions", params={"elder_id": str(elder.elder_id), "month": "2024-02"})
+    r = await subsidy.get(
+        "/v1/decisions", params={"elder_id": str(elder.elder_id), "month": "2024-02"}
+    )
     assert r.status_code == 200, r.text
     (record,) = [d for d in r.json() if d["policy_code"] == "xm-tongan-family-bed"]
     assert record["current"] is True
@@ -147,13 +164,16 @@ async def test_ledger_refuses_edits_unbalanced_postings_and_closed_months(subsid
     await insert_elder_facts(db, elder)
     await run_month(subsidy, "2023-11")
     with pytest.raises(asyncpg.exceptions.IntegrityConstraintViolationError):
-        await db.execute("UPDATE subsidy.ledger_entries SET amount_fen = 0 WHERE elder_id = $1", elder.elder_id)
+        await db.execute(
+            "UPDATE subsidy.ledger_entries SET amount_fen = 0 WHERE elder_id = $1", elder.elder_id
+        )
     with pytest.raises(asyncpg.exceptions.IntegrityConstraintViolationError):
         await db.execute("DELETE FROM subsidy.ledger_postings WHERE elder_id = $1", elder.elder_id)
     posting = uuid.uuid4()
     async with db.transaction():
         await db.execute(
-            "INSERT INTO subsidy.ledger_postings (id, period, kind, created_by) VALUES ($1, '2023-11-01', 'manual', 't')",
+            "INSERT INTO subsidy.ledger_postings (id, period, kind, created_by) VALUES ($1, "
+            "'2023-11-01', 'manual', 't')",
             posting,
         )
         with pytest.raises(asyncpg.exceptions.CheckViolationError, match="does not balance"):
@@ -166,17 +186,23 @@ async def test_ledger_refuses_edits_unbalanced_postings_and_closed_months(subsid
     assert r.status_code == 200 and r.json()["closed_at"]
     with pytest.raises(asyncpg.exceptions.CheckViolationError, match="closed"):
         await db.execute(
-            "INSERT INTO subsidy.ledger_postings (id, period, kind, created_by) VALUES ($1, '2023-11-01', 'manual', 't')",
+            "INSERT INTO subsidy.ledger_postings (id, period, kind, created_by) VALUES ($1, "
+            "'2023-11-01', 'manual', 't')",
             uuid.uuid4(),
         )
     with pytest.raises(asyncpg.exceptions.CheckViolationError, match="closed for good"):
-        await db.execute("UPDATE subsidy.ledger_periods SET closed_at = NULL WHERE month = '2023-11-01'")
+        await db.execute(
+            "UPDATE subsidy.ledger_periods SET closed_at = NULL WHERE month = '2023-11-01'"
+        )
     # a correction of the closed month is booked in the current (open) period
-    await db.execute("UPDATE registry.categories SET valid_to = '2023-11-10' WHERE elder_id = $1", elder.elder_id)
+    await db.execute(
+        "UPDATE registry.categories SET valid_to = '2023-11-10' WHERE elder_id = $1", elder.elder_id
+    )
     rerun = await run_month(subsidy, "2023-11")
     assert rerun["reversals"] == 1
     periods = await db.fetch(
-        "SELECT DISTINCT period FROM subsidy.ledger_postings WHERE elder_id = $1 AND kind = 'reversal'",
+        "SELECT DISTINCT period FROM subsidy.ledger_postings WHERE elder_id = $1 AND kind = "
+        "'reversal'",
         elder.elder_id,
     )
     assert [p[0] for p in periods] != [date(2023, 11, 1)]
@@ -184,6 +210,8 @@ async def test_ledger_refuses_edits_unbalanced_postings_and_closed_months(subsid
 
 async def test_runs_need_an_admin_and_a_valid_month(subsidy):
     assert (await subsidy.post("/v1/runs", {"month": "2024-13"})).status_code == 422
-    assert (await subsidy.post("/v1/runs", {"month": "2024-01"}, role="community", region=REGION)).status_code == 403
+    assert (
+        await subsidy.post("/v1/runs", {"month": "2024-01"}, role="community", region=REGION)
+    ).status_code == 403
     r = await subsidy.get(f"/v1/runs/{uuid.uuid4()}")
     assert r.status_code == 404

@@ -60,56 +60,110 @@ async def test_run_issues_the_months_vouchers(subsidy, world):
     r = await subsidy.get("/v1/vouchers", params={"elder_id": str(world["elder"].elder_id)})
     assert r.status_code == 200
     (v,) = [x for x in r.json()["items"] if x["month"] == str(world["month"])]
-    assert (v["amount_fen"], v["balance_fen"], v["fund"]) == (50_000, 50_000, "municipal_welfare_lottery")
+    assert (v["amount_fen"], v["balance_fen"], v["fund"]) == (
+        50_000,
+        50_000,
+        "municipal_welfare_lottery",
+    )
     assert v["policy_code"] == "sz-home-care-voucher"
 
 
 async def test_redemptions_against_verified_visits(subsidy, db, world):
     elder, org, month = world["elder"], world["org"], world["month"]
     visits = [
-        await add_verified_visit(db, elder_id=elder.elder_id, org_id=org, service_day=month + timedelta(days=d))
+        await add_verified_visit(
+            db, elder_id=elder.elder_id, org_id=org, service_day=month + timedelta(days=d)
+        )
         for d in (2, 9, 16)
     ]
     as_org = {"role": "org_admin", "org": str(org), "sub": f"org-{org}"}  # one caller
-    first = await subsidy.post("/v1/vouchers/redemptions", {"visit_id": str(visits[0]), "price_fen": 30_000}, **as_org)
+    first = await subsidy.post(
+        "/v1/vouchers/redemptions", {"visit_id": str(visits[0]), "price_fen": 30_000}, **as_org
+    )
     assert first.status_code == 201, first.text
     assert (first.json()["subsidy_fen"], first.json()["copay_fen"]) == (30_000, 0)
-    second = await subsidy.post("/v1/vouchers/redemptions", {"visit_id": str(visits[1]), "price_fen": 30_000}, **as_org)
+    second = await subsidy.post(
+        "/v1/vouchers/redemptions", {"visit_id": str(visits[1]), "price_fen": 30_000}, **as_org
+    )
     assert (second.json()["subsidy_fen"], second.json()["copay_fen"]) == (20_000, 10_000)
-    third = await subsidy.post("/v1/vouchers/redemptions", {"visit_id": str(visits[2]), "price_fen": 8_000}, **as_org)
+    third = await subsidy.post(
+        "/v1/vouchers/redemptions", {"visit_id": str(visits[2]), "price_fen": 8_000}, **as_org
+    )
     assert (third.json()["subsidy_fen"], third.json()["copay_fen"]) == (0, 8_000)
     # a visit is never paid twice — a retry with its key replays, a new request is refused
-    again = await subsidy.post("/v1/vouchers/redemptions", {"visit_id": str(visits[0]), "price_fen": 30_000}, **as_org)
+    again = await subsidy.post(
+        "/v1/vouchers/redemptions", {"visit_id": str(visits[0]), "price_fen": 30_000}, **as_org
+    )
     assert again.status_code == 409 and again.json()["type"].endswith("visit-already-redeemed")
     key = {"Idempotency-Key": f"redeem-{visits[0]}"}
-    extra = await add_verified_visit(db, elder_id=elder.elder_id, org_id=org, service_day=month + timedelta(days=20))
-    a = await subsidy.post("/v1/vouchers/redemptions", {"visit_id": str(extra), "price_fen": 100}, headers=key, **as_org)
-    b = await subsidy.post("/v1/vouchers/redemptions", {"visit_id": str(extra), "price_fen": 100}, headers=key, **as_org)
+    extra = await add_verified_visit(
+        db, elder_id=elder.elder_id, org_id=org, service_day=month + timedelta(days=20)
+    )
+    a = await subsidy.post(
+        "/v1/vouchers/redemptions",
+        {"visit_id": str(extra), "price_fen": 100},
+        headers=key,
+        **as_org,
+    )
+    b = await subsidy.post(
+        "/v1/vouchers/redemptions",
+        {"visit_id": str(extra), "price_fen": 100},
+        headers=key,
+        **as_org,
+    )
     assert a.status_code == b.status_code == 201 and a.json()["id"] == b.json()["id"]
     assert b.headers.get("idempotent-replayed") == "true"
     assert await balance(db, elder.elder_id, "allowance") == 0
     owed = await db.fetchval(
-        "SELECT sum(amount_fen) FROM subsidy.ledger_entries WHERE org_id = $1 AND account = 'org_payable'", org
+        "SELECT sum(amount_fen) FROM subsidy.ledger_entries WHERE org_id = $1 AND account = "
+        "'org_payable'",
+        org,
     )
     assert owed == 50_000
     copaid = await db.fetchval(
-        "SELECT sum(amount_fen) FROM subsidy.ledger_entries WHERE org_id = $1 AND account = 'self_pay'", org
+        "SELECT sum(amount_fen) FROM subsidy.ledger_entries WHERE org_id = $1 AND account = "
+        "'self_pay'",
+        org,
     )
     assert copaid == 10_000 + 8_000 + 100
 
 
 async def test_redemption_refusals(subsidy, db, world):
     elder, org, other, month = world["elder"], world["org"], world["other"], world["month"]
-    visit = await add_verified_visit(db, elder_id=elder.elder_id, org_id=other, service_day=month + timedelta(days=3))
-    r = await subsidy.post("/v1/vouchers/redemptions", {"visit_id": str(visit), "price_fen": 1000}, role="org_admin", org=str(other))
+    visit = await add_verified_visit(
+        db, elder_id=elder.elder_id, org_id=other, service_day=month + timedelta(days=3)
+    )
+    r = await subsidy.post(
+        "/v1/vouchers/redemptions",
+        {"visit_id": str(visit), "price_fen": 1000},
+        role="org_admin",
+        org=str(other),
+    )
     assert r.status_code == 422 and r.json()["type"].endswith("org-not-approved")
-    r = await subsidy.post("/v1/vouchers/redemptions", {"visit_id": str(visit), "price_fen": 1000}, role="org_admin", org=str(org))
+    r = await subsidy.post(
+        "/v1/vouchers/redemptions",
+        {"visit_id": str(visit), "price_fen": 1000},
+        role="org_admin",
+        org=str(org),
+    )
     assert r.status_code == 403  # another org's visit
-    r = await subsidy.post("/v1/vouchers/redemptions", {"visit_id": str(uuid.uuid4()), "price_fen": 1000}, role="org_admin", org=str(org))
+    r = await subsidy.post(
+        "/v1/vouchers/redemptions",
+        {"visit_id": str(uuid.uuid4()), "price_fen": 1000},
+        role="org_admin",
+        org=str(org),
+    )
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "visit_id"
-    r = await subsidy.post("/v1/vouchers/redemptions", {"visit_id": str(visit), "price_fen": -1}, role="admin")
+    r = await subsidy.post(
+        "/v1/vouchers/redemptions", {"visit_id": str(visit), "price_fen": -1}, role="admin"
+    )
     assert r.status_code == 422
-    r = await subsidy.post("/v1/vouchers/redemptions", {"visit_id": str(visit), "price_fen": 1}, role="family", elder=str(elder.elder_id))
+    r = await subsidy.post(
+        "/v1/vouchers/redemptions",
+        {"visit_id": str(visit), "price_fen": 1},
+        role="family",
+        elder=str(elder.elder_id),
+    )
     assert r.status_code == 403
 
 
@@ -127,8 +181,15 @@ async def test_unused_vouchers_lapse_back_to_the_fund_once(subsidy, db):
 
 async def test_quarterly_settlement_and_report(subsidy, db, world):
     elder, org, month = world["elder"], world["org"], world["month"]
-    visit = await add_verified_visit(db, elder_id=elder.elder_id, org_id=org, service_day=month + timedelta(days=5))
-    r = await subsidy.post("/v1/vouchers/redemptions", {"visit_id": str(visit), "price_fen": 12_345}, role="org_admin", org=str(org))
+    visit = await add_verified_visit(
+        db, elder_id=elder.elder_id, org_id=org, service_day=month + timedelta(days=5)
+    )
+    r = await subsidy.post(
+        "/v1/vouchers/redemptions",
+        {"visit_id": str(visit), "price_fen": 12_345},
+        role="org_admin",
+        org=str(org),
+    )
     assert r.status_code == 201, r.text
     today = clock.today()
     quarter = f"{today.year}Q{(today.month - 1) // 3 + 1}"
@@ -136,15 +197,23 @@ async def test_quarterly_settlement_and_report(subsidy, db, world):
     assert r.status_code == 201, r.text
     (s,) = r.json()["settlements"]
     assert s["amount_fen"] == 12_345 and s["by_fund"] == {"municipal_welfare_lottery": 12_345}
-    assert (await subsidy.post("/v1/settlements", {"quarter": quarter, "org_id": str(org)})).json()["settlements"] == []
+    assert (await subsidy.post("/v1/settlements", {"quarter": quarter, "org_id": str(org)})).json()[
+        "settlements"
+    ] == []
     # the org sees its own settlement, not others'
     mine = await subsidy.get("/v1/settlements", role="org_admin", org=str(org))
     assert [x["id"] for x in mine.json()["items"]] == [s["id"]]
     theirs = await subsidy.get("/v1/settlements", role="org_admin", org=str(world["other"]))
     assert theirs.json()["items"] == []
-    assert (await subsidy.get(f"/v1/settlements/{s['id']}", role="org_admin", org=str(world["other"]))).status_code == 404
-    csv_report = await subsidy.get(f"/v1/settlements/{s['id']}/report", role="org_admin", org=str(org))
-    assert csv_report.status_code == 200 and csv_report.headers["content-type"].startswith("text/csv")
+    assert (
+        await subsidy.get(f"/v1/settlements/{s['id']}", role="org_admin", org=str(world["other"]))
+    ).status_code == 404
+    csv_report = await subsidy.get(
+        f"/v1/settlements/{s['id']}/report", role="org_admin", org=str(org)
+    )
+    assert csv_report.status_code == 200 and csv_report.headers["content-type"].startswith(
+        "text/csv"
+    )
     body = csv_report.content.decode("utf-8-sig")
     assert str(visit) in body and "123.45" in body and "消费券核销" in body
     xlsx = await subsidy.get(f"/v1/settlements/{s['id']}/report", params={"format": "xlsx"})
@@ -154,6 +223,8 @@ async def test_quarterly_settlement_and_report(subsidy, db, world):
     assert book.sheetnames == ["汇总", "消费券核销", "直接补贴", "消费券发放"]
     assert any(str(visit) in str(c.value) for row in book["消费券核销"].iter_rows() for c in row)
     paid = await db.fetchval(
-        "SELECT sum(amount_fen) FROM subsidy.ledger_entries WHERE org_id = $1 AND account = 'disbursed'", org
+        "SELECT sum(amount_fen) FROM subsidy.ledger_entries WHERE org_id = $1 AND account = "
+        "'disbursed'",
+        org,
     )
     assert paid == 12_345
