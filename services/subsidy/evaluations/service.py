@@ -71,7 +71,23 @@ async def evaluate(
                     )
                 ],
             )
-        chosen, others = versions[0], versions[1:]
+        # Equally specific policies (a district runs several): the one that pays the elder
+        # most is the answer; the others are named in also_applicable.
+        spec = max(len(p) for p in versions[0].row.regions if elder.hukou_region.startswith(p))
+        tied = [
+            v
+            for v in versions
+            if max((len(p) for p in v.row.regions if elder.hukou_region.startswith(p)), default=-1)
+            == spec
+        ]
+        scored = [
+            (engine.evaluate(v.doc, elder, month, barred_orgs=world.barred_orgs), v) for v in tied
+        ]
+        best_ev, chosen = max(
+            scored, key=lambda t: (t[0].total_fen, t[1].row.code == tied[0].row.code)
+        )
+        others = [v for v in versions if v is not chosen]
+        return render(best_ev, draft=False, also=[v.row.code for v in others])
     ev = engine.evaluate(chosen.doc, elder, month, barred_orgs=world.barred_orgs)
     return render(ev, draft=chosen.row.status != "active", also=[v.row.code for v in others])
 

@@ -42,7 +42,7 @@ async def list_runs(
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> Page[RunRead]:
-    stmt = select(Run)
+    stmt = select(Run).where(service.visible(principal))
     if month:
         stmt = stmt.where(Run.month == parse_month(month))
     return await paginate(
@@ -54,7 +54,7 @@ async def list_runs(
 async def get_run(
     run_id: uuid.UUID, session: SessionDep, principal: Principal = Officer
 ) -> RunRead:
-    return service.to_read(await service.get(session=session, run_id=run_id))
+    return service.to_read(await service.get(session=session, principal=principal, run_id=run_id))
 
 
 @router.get(

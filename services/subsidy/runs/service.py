@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import date
 
-from sqlalchemy import select
+from sqlalchemy import literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.subsidy.evaluations.service import render
@@ -29,8 +29,17 @@ async def create(*, session: AsyncSession, principal: Principal, month: date) ->
     return run
 
 
-async def get(*, session: AsyncSession, run_id: uuid.UUID) -> Run:
-    run = await session.get(Run, run_id)
+def visible(principal: Principal):
+    """A region officer sees the runs over their region (or a region containing it)."""
+    if principal.region is None:
+        return Run.id.is_not(None)
+    return Run.region.is_not(None) & (
+        Run.region.startswith(principal.region) | literal(principal.region).startswith(Run.region)
+    )
+
+
+async def get(*, session: AsyncSession, principal: Principal, run_id: uuid.UUID) -> Run:
+    run = await session.scalar(select(Run).where(Run.id == run_id, visible(principal)))
     if run is None:
         raise NotFound(T(f"未找到运行 {run_id}", f"run {run_id} not found"))
     return run

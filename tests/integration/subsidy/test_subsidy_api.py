@@ -481,3 +481,24 @@ async def test_run_skips_nothing_for_annual_visit_circle(subsidy, db):
         == 30_000
     )
     _ = (Assessment, Bed, Span)
+
+
+async def test_equally_specific_policies_answer_with_the_one_that_pays(subsidy, db):
+    """Two policies for one district: without policy_code the evaluation answers with the
+    one the elder gets most from, and names the other."""
+    d = doc("visit-circle.yaml")
+    d.update(code="visit-circle-jimei", version=1, status="active", regions=["350211"])
+    assert (await subsidy.post("/v1/policies", d)).status_code in (201, 409)
+    tongan = doc("xm-tongan-family-bed.yaml")
+    tongan.update(code="tongan-copy-jimei", version=1, regions=["350211"])
+    tongan.pop("bed")
+    assert (await subsidy.post("/v1/policies", tongan)).status_code in (201, 409)
+    org = uuid.uuid4()
+    await ensure_org(db, org, region="350211")
+    elder = safety_net_elder(org, hukou_region="350211", residence_region="350211")
+    await insert_elder_facts(db, elder)
+    body = (
+        await subsidy.post("/v1/evaluations", {"elder_id": str(elder.elder_id), "month": "2024-05"})
+    ).json()
+    assert body["policy_code"] == "tongan-copy-jimei" and body["total_fen"] == 125_000
+    assert "visit-circle-jimei" in body["also_applicable"]

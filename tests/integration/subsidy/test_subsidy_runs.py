@@ -215,3 +215,15 @@ async def test_runs_need_an_admin_and_a_valid_month(subsidy):
     ).status_code == 403
     r = await subsidy.get(f"/v1/runs/{uuid.uuid4()}")
     assert r.status_code == 404
+
+
+async def test_a_region_officer_sees_only_runs_over_their_region(subsidy):
+    run = await run_month(subsidy, "2023-08", role="admin", region="350212")
+    path = f"/v1/runs/{run['id']}"
+    assert (await subsidy.get(path, role="community", region="350212001")).status_code == 200
+    assert (await subsidy.get(path, role="street", region="3502")).status_code == 200
+    assert (await subsidy.get(path, role="community", region="350213")).status_code == 404
+    listed = await subsidy.get(
+        "/v1/runs", params={"month": "2023-08"}, role="community", region="350213"
+    )
+    assert run["id"] not in {r["id"] for r in listed.json()["items"]}
