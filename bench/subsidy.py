@@ -81,7 +81,10 @@ async def _measure(url: str, n: int) -> dict[str, Any]:
     finally:
         await conn.close()
     run_s, summary = await monthly_run(url)
-    log(f"run: {run_s:.2f} s ({summary.written:,} decisions, {summary.postings:,} postings)")
+    log(
+        f"run: {run_s:.2f} s ({summary.written:,} decisions, {summary.postings:,} postings, "
+        f"{summary.notes[-1]})"
+    )
     rerun_s, again = await monthly_run(url)
     log(f"unchanged re-run: {rerun_s:.2f} s ({again.written} decisions written)")
     conn = await asyncpg.connect(plain_url(url))
@@ -102,8 +105,15 @@ async def _measure(url: str, n: int) -> dict[str, Any]:
         "decisions": summary.written,
         "postings": summary.postings,
         "rerun_decisions": again.written,
+        "peak_rss_mb": float(summary.notes[-1].split("=")[1]),
         "total_fen": summary.total_fen,
     }
+
+
+def rss_mb() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
 
 
 async def monthly_run(url: str) -> tuple[float, Any]:
@@ -124,9 +134,17 @@ async def monthly_run(url: str) -> tuple[float, Any]:
             session.add(run_row)
             await session.flush()
             run_id = run_row.id
+        peak = [rss_mb()]
+
+        def progress(done: int, total: int) -> None:
+            peak[0] = max(peak[0], rss_mb())
+
         t0 = time.perf_counter()
-        summary = await run_claimed(sessionmaker, settings, run_id, MONTH, REGION, "bench")
+        summary = await run_claimed(
+            sessionmaker, settings, run_id, MONTH, REGION, "bench", progress
+        )
         elapsed = time.perf_counter() - t0
+        summary.notes.append(f"peak_rss_mb={max(peak[0], rss_mb()):.0f}")
         if summary is None:
             raise RuntimeError("the monthly run failed (see the log)")
         return elapsed, summary

@@ -20,7 +20,7 @@ from functools import cache
 from typing import Any
 
 import asyncpg
-from sqlalchemy import ColumnElement, Select, bindparam, func, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, bindparam, func, or_, select, true
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -48,13 +48,18 @@ _DIALECT = postgresql.dialect(paramstyle="numeric_dollar")
 
 @dataclass
 class Scope:
-    """Which elders: a region prefix (hukou or residence), explicit ids, or everyone."""
+    """Which elders: a region prefix (hukou or residence), explicit ids, or everyone — and
+    optionally only ids in ``id_range`` (a run works through a district in chunks)."""
 
     region: str | None = None
     elder_ids: list[uuid.UUID] | None = None
+    id_range: tuple[uuid.UUID, uuid.UUID] | None = None
 
     def shape(self) -> str:
-        return "ids" if self.elder_ids is not None else ("region" if self.region else "all")
+        if self.elder_ids is not None:
+            return "ids"
+        base = "region" if self.region else "all"
+        return f"{base}+range" if self.id_range else base
 
 
 @dataclass
@@ -64,22 +69,37 @@ class World:
     visits_available: bool = True
 
 
+def _region_filter() -> ColumnElement[bool]:
+    e = rm.elders
+    prefix = bindparam("region")
+    return or_(e.c.hukou_region.startswith(prefix), e.c.residence_region.startswith(prefix))
+
+
+def _range(column: ColumnElement) -> ColumnElement[bool]:
+    return and_(column >= bindparam("lo"), column <= bindparam("hi"))
+
+
 def _elder_filter(shape: str) -> ColumnElement[bool]:
     e = rm.elders
     if shape == "ids":
         return e.c.id == func.any(bindparam("ids"))
-    if shape == "region":
-        prefix = bindparam("region")
-        return or_(e.c.hukou_region.startswith(prefix), e.c.residence_region.startswith(prefix))
-    return true()
+    parts = []
+    if shape.startswith("region"):
+        parts.append(_region_filter())
+    if shape.endswith("+range"):
+        parts.append(_range(e.c.id))
+    return and_(*parts) if parts else true()
 
 
 def _in_scope(column: ColumnElement, shape: str) -> ColumnElement[bool]:
     if shape == "ids":
         return column == func.any(bindparam("ids"))
-    if shape == "all":
-        return true()
-    return column.in_(select(rm.elders.c.id).where(_elder_filter(shape)))
+    parts = []
+    if shape.endswith("+range"):
+        parts.append(_range(column))  # the elder_id index does the work
+    if shape.startswith("region"):
+        parts.append(column.in_(select(rm.elders.c.id).where(_elder_filter(shape))))
+    return and_(*parts) if parts else true()
 
 
 @cache
@@ -158,6 +178,7 @@ def _statements(shape: str) -> dict[str, tuple[str, tuple[str, ...], dict[str, A
     stmts["fraud"] = select(ff.c.subject, ff.c.elder_id, ff.c.org_id, ff.c.effective_from).where(
         or_(ff.c.subject == "org", _in_scope(ff.c.elder_id, shape))
     )
+    stmts["ids"] = select(rm.elders.c.id).where(_elder_filter(shape)).order_by(rm.elders.c.id)
     # What earlier months granted for once-only lines (one-time, annual): the current lines.
     stmts["grants"] = (
         select(dl.c.elder_id, dl.c.policy_code, dl.c.rule, dl.c.month, func.sum(dl.c.amount_fen))
@@ -189,6 +210,13 @@ async def raw_connection(session: AsyncSession) -> asyncpg.Connection:
     return raw.driver_connection  # type: ignore[return-value]
 
 
+async def elder_ids(conn: asyncpg.Connection, scope: Scope) -> list[uuid.UUID]:
+    """Every elder id in scope, in id order (a run's chunks are ranges of these)."""
+    sql, names, fixed = _statements(scope.shape())["ids"]
+    values = {"ids": scope.elder_ids, "region": scope.region}
+    return [r[0] for r in await conn.fetch(sql, *_params(names, fixed, values))]
+
+
 async def visits_view_exists(conn: asyncpg.Connection) -> bool:
     return bool(await conn.fetchval("SELECT to_regclass('dispatch.verified_visits') IS NOT NULL"))
 
@@ -207,6 +235,8 @@ async def load(
     values: dict[str, Any] = {
         "ids": scope.elder_ids,
         "region": scope.region,
+        "lo": scope.id_range[0] if scope.id_range else None,
+        "hi": scope.id_range[1] if scope.id_range else None,
         "start": start,
         "end": end,
         "grants_from": grants_from or date(start.year - 30, 1, 1),

@@ -45,7 +45,8 @@ from shared.db import new_id, plain_url
 log = logging.getLogger(__name__)
 
 LEASE = timedelta(seconds=120)
-CHUNK = 2000
+CHUNK = 2000  # progress every CHUNK elders
+CHUNK_ELDERS = 25_000  # facts in memory at a time
 
 Progress = Callable[[int, int], None]
 
@@ -110,18 +111,14 @@ async def execute(
     actor: str,
     progress: Progress | None = None,
 ) -> Summary:
-    """Run ``month`` for ``region`` (None: everyone) inside ``session``'s transaction."""
+    """Run ``month`` for ``region`` (None: everyone) inside ``session``'s transaction, a
+    chunk of elders at a time (memory stays bounded; the transaction is still one)."""
     summary = Summary()
     first, last, _ = engine.month_bounds(month)
     await session.execute(
         text("SELECT pg_advisory_xact_lock(hashtext('subsidy-run:' || :m))"), {"m": str(first)}
     )
     conn = await facts_service.raw_connection(session)
-    world = await facts_service.load(
-        conn, facts_service.Scope(region=region), start=first, end=last
-    )
-    if not world.visits_available:
-        summary.notes.append("dispatch.verified_visits is not there yet: per-visit lines are empty")
     versions = await policies.in_force(session, month=first)
     docs = [v.doc for v in versions]
     closed = {
@@ -131,87 +128,135 @@ async def execute(
         )
     }
     period = period_for(first, closed)
-    current = await _current(conn, first, region)
-    total = len(world.elders)
+    ids = await facts_service.elder_ids(conn, facts_service.Scope(region=region))
+    total = len(ids)
     summary.elders = total
     if progress:
         progress(0, total)
-
-    decisions: list[tuple] = []
-    cur_rows: list[tuple] = []
-    lines: list[tuple] = []
-    postings: list[tuple] = []
-    entries: list[tuple] = []
-    reversed_pairs: list[tuple[uuid.UUID, uuid.UUID]] = []
-    voucher_delta: dict[tuple, int] = defaultdict(int)
     cover_cache: dict[str, list[PolicyDoc]] = {}
-    barred = world.barred_orgs
     memo: dict = {}
     verdict_json: dict[tuple[int, int], tuple] = {}
-
-    stale_codes: dict[uuid.UUID, list[str]] = defaultdict(list)
-    for key in current:
-        if key[0] != "lines" and current.get(("lines", *key)):
-            stale_codes[key[0]].append(key[1])
-    for i, elder in enumerate(world.elders):
-        region_docs = cover_cache.get(elder.hukou_region)
-        if region_docs is None:
-            region_docs = cover_cache[elder.hukou_region] = [
-                d for d in docs if _covers(d, elder.hukou_region)
-            ]
-        if region_docs:
-            raw = snapshot_bytes(elder)
-            fh = facts_hash(raw)
-            for doc in region_docs:
-                key = (elder.elder_id, doc.code)
-                held = current.get(key)
-                if held is not None and held[1] == doc.hash and held[2] == fh:
-                    summary.unchanged += 1
-                    summary.total_fen += held[3]
-                    continue
-                ev = engine.evaluate(
-                    doc, elder, first, barred_orgs=barred, explain=False, memo=memo
-                )
-                summary.written += 1
-                summary.total_fen += ev.total_fen
-                vkey = (id(ev.lines), id(ev.refused))
-                held_v = verdict_json.get(vkey)
-                if held_v is None or held_v[0] is not ev.lines or held_v[1] is not ev.refused:
-                    # memoised results share their tuples: their verdicts are serialised once
-                    held_v = verdict_json[vkey] = (
-                        ev.lines,
-                        ev.refused,
-                        orjson.dumps(verdicts(ev)).decode(),
+    for offset in range(0, total, CHUNK_ELDERS):
+        chunk = ids[offset : offset + CHUNK_ELDERS]
+        scope = facts_service.Scope(region=region, id_range=(chunk[0], chunk[-1]))
+        world = await facts_service.load(conn, scope, start=first, end=last)
+        if not world.visits_available and not summary.notes:
+            summary.notes.append(
+                "dispatch.verified_visits is not there yet: per-visit lines are empty"
+            )
+        current = await _current(conn, first, region, scope.id_range)
+        decisions: list[tuple] = []
+        cur_rows: list[tuple] = []
+        lines: list[tuple] = []
+        postings: list[tuple] = []
+        entries: list[tuple] = []
+        reversed_pairs: list[tuple[uuid.UUID, uuid.UUID]] = []
+        voucher_delta: dict[tuple, int] = defaultdict(int)
+        barred = world.barred_orgs
+        stale_codes: dict[uuid.UUID, list[str]] = defaultdict(list)
+        for key in current:
+            if key[0] != "lines" and current.get(("lines", *key)):
+                stale_codes[key[0]].append(key[1])
+        for i, elder in enumerate(world.elders, start=offset):
+            region_docs = cover_cache.get(elder.hukou_region)
+            if region_docs is None:
+                region_docs = cover_cache[elder.hukou_region] = [
+                    d for d in docs if _covers(d, elder.hukou_region)
+                ]
+            if region_docs:
+                raw = snapshot_bytes(elder)
+                fh = facts_hash(raw)
+                for doc in region_docs:
+                    key = (elder.elder_id, doc.code)
+                    held = current.get(key)
+                    if held is not None and held[1] == doc.hash and held[2] == fh:
+                        summary.unchanged += 1
+                        summary.total_fen += held[3]
+                        continue
+                    ev = engine.evaluate(
+                        doc, elder, first, barred_orgs=barred, explain=False, memo=memo
                     )
+                    summary.written += 1
+                    summary.total_fen += ev.total_fen
+                    vkey = (id(ev.lines), id(ev.refused))
+                    held_v = verdict_json.get(vkey)
+                    if held_v is None or held_v[0] is not ev.lines or held_v[1] is not ev.refused:
+                        # memoised results share their tuples: their verdicts are serialised once
+                        held_v = verdict_json[vkey] = (
+                            ev.lines,
+                            ev.refused,
+                            orjson.dumps(verdicts(ev)).decode(),
+                        )
+                    decision_id = new_id()
+                    decisions.append(
+                        (
+                            decision_id,
+                            run_id,
+                            elder.elder_id,
+                            first,
+                            doc.code,
+                            doc.version,
+                            doc.hash,
+                            raw.decode(),
+                            fh,
+                            held_v[2],
+                            ev.total_fen,
+                        )
+                    )
+                    cur_rows.append(
+                        (elder.elder_id, doc.code, first, decision_id, doc.hash, fh, ev.total_fen)
+                    )
+                    _diff(
+                        elder,
+                        doc,
+                        ev,
+                        first,
+                        period,
+                        run_id,
+                        decision_id,
+                        actor,
+                        held_lines=current.get(("lines", *key), []),
+                        lines=lines,
+                        postings=postings,
+                        entries=entries,
+                        reversed_pairs=reversed_pairs,
+                        voucher_delta=voucher_delta,
+                        summary=summary,
+                    )
+            for code in stale_codes.get(elder.elder_id, ()):
+                if any(d.code == code for d in region_docs):
+                    continue
+                # No longer covered (hukou moved, policy ended): what it granted is reversed.
+                raw = snapshot_bytes(elder)
+                ev = engine.Evaluation(elder.elder_id, first, code, 0, "-", (), ())
                 decision_id = new_id()
+                summary.written += 1
                 decisions.append(
                     (
                         decision_id,
                         run_id,
                         elder.elder_id,
                         first,
-                        doc.code,
-                        doc.version,
-                        doc.hash,
+                        code,
+                        0,
+                        "-",
                         raw.decode(),
-                        fh,
-                        held_v[2],
-                        ev.total_fen,
+                        facts_hash(raw),
+                        orjson.dumps([{"rule": "*", "verdict": "not_covered"}]).decode(),
+                        0,
                     )
                 )
-                cur_rows.append(
-                    (elder.elder_id, doc.code, first, decision_id, doc.hash, fh, ev.total_fen)
-                )
+                cur_rows.append((elder.elder_id, code, first, decision_id, "-", facts_hash(raw), 0))
                 _diff(
                     elder,
-                    doc,
+                    _NoDoc(code),
                     ev,
                     first,
                     period,
                     run_id,
                     decision_id,
                     actor,
-                    held_lines=current.get(("lines", *key), []),
+                    held_lines=current.get(("lines", elder.elder_id, code), []),
                     lines=lines,
                     postings=postings,
                     entries=entries,
@@ -219,74 +264,42 @@ async def execute(
                     voucher_delta=voucher_delta,
                     summary=summary,
                 )
-        for code in stale_codes.get(elder.elder_id, ()):
-            if any(d.code == code for d in region_docs):
-                continue
-            # No longer covered (hukou moved, policy ended): what it granted is reversed.
-            raw = snapshot_bytes(elder)
-            ev = engine.Evaluation(elder.elder_id, first, code, 0, "-", (), ())
-            decision_id = new_id()
-            summary.written += 1
-            decisions.append(
-                (
-                    decision_id,
-                    run_id,
-                    elder.elder_id,
-                    first,
-                    code,
-                    0,
-                    "-",
-                    raw.decode(),
-                    facts_hash(raw),
-                    orjson.dumps([{"rule": "*", "verdict": "not_covered"}]).decode(),
-                    0,
-                )
-            )
-            cur_rows.append((elder.elder_id, code, first, decision_id, "-", facts_hash(raw), 0))
-            _diff(
-                elder,
-                _NoDoc(code),
-                ev,
-                first,
-                period,
-                run_id,
-                decision_id,
-                actor,
-                held_lines=current.get(("lines", elder.elder_id, code), []),
-                lines=lines,
-                postings=postings,
-                entries=entries,
-                reversed_pairs=reversed_pairs,
-                voucher_delta=voucher_delta,
-                summary=summary,
-            )
-        if progress and (i + 1) % CHUNK == 0:
-            progress(i + 1, total)
-            await asyncio.sleep(0)  # let the progress heartbeat and other requests run
-    await _write(
-        conn,
-        decisions=decisions,
-        cur_rows=cur_rows,
-        lines=lines,
-        postings=postings,
-        entries=entries,
-        reversed_pairs=reversed_pairs,
-        voucher_delta=voucher_delta,
-        month=first,
-    )
+            if progress and (i + 1) % CHUNK == 0:
+                progress(i + 1, total)
+                await asyncio.sleep(0)  # let the progress heartbeat and other requests run
+        await _write(
+            conn,
+            decisions=decisions,
+            cur_rows=cur_rows,
+            lines=lines,
+            postings=postings,
+            entries=entries,
+            reversed_pairs=reversed_pairs,
+            voucher_delta=voucher_delta,
+            month=first,
+        )
     if progress:
         progress(total, total)
     return summary
 
 
-async def _current(conn: asyncpg.Connection, month: date, region: str | None) -> dict:
+async def _current(
+    conn: asyncpg.Connection,
+    month: date,
+    region: str | None,
+    id_range: tuple[uuid.UUID, uuid.UUID] | None = None,
+) -> dict:
     """Decisions in force for the month (and their current lines), for the scope."""
-    scope_sql = ""
     args: list = [month]
+    scope_sql = ""
+    if id_range:
+        scope_sql += " AND elder_id >= $2 AND elder_id <= $3"
+        args += list(id_range)
     if region:
-        scope_sql = (
-            " AND elder_id IN (SELECT id FROM registry.elders WHERE hukou_region LIKE $2 || '%'"
-            " OR residence_region LIKE $2 || '%')"
+        n = len(args) + 1
+        scope_sql += (
+            f" AND elder_id IN (SELECT id FROM registry.elders WHERE hukou_region LIKE ${n} || '%'"
+            f" OR residence_region LIKE ${n} || '%')"
         )
         args.append(region)
     out: dict = {}
