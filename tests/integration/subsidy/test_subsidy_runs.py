@@ -227,3 +227,21 @@ async def test_a_region_officer_sees_only_runs_over_their_region(subsidy):
         "/v1/runs", params={"month": "2023-08"}, role="community", region="350213"
     )
     assert run["id"] not in {r["id"] for r in listed.json()["items"]}
+
+
+async def test_chunked_runs_give_the_same_result(subsidy, db, org, monkeypatch):
+    from services.subsidy.runs import worker
+
+    elders = [safety_net_elder(org) for _ in range(5)]
+    for e in elders:
+        await insert_elder_facts(db, e)
+    monkeypatch.setattr(worker, "CHUNK_ELDERS", 3)  # many chunks, boundaries between elders
+    run = await run_month(subsidy, "2023-10")
+    assert run["elders_done"] == run["elders_total"]
+    for e in elders:
+        assert await lines_of(db, e.elder_id, date(2023, 10, 1)) == {
+            "operating": 25_000,
+            "nursing_semi": 100_000,
+        }
+    again = await run_month(subsidy, "2023-10")
+    assert again["decisions_written"] == 0 and again["postings"] == 0
