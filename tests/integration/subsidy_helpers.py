@@ -21,7 +21,7 @@ import asyncpg
 from services.subsidy.policies.cases import Orgs, facts_from_case, parse_month
 from services.subsidy.policies.facts import ElderFacts
 from shared import clock
-from shared.db import plain_url
+from shared.db import new_id, plain_url
 from shared.ids import credit_code_check_char
 
 VERIFIED_VISITS_SHAPE = """
@@ -67,7 +67,7 @@ async def add_verified_visit(
     visit_id: uuid.UUID | None = None,
 ) -> uuid.UUID:
     """One verified visit (checked out, no open anomaly flag) as dispatch publishes it."""
-    visit_id = visit_id or uuid.uuid4()
+    visit_id = visit_id or new_id()
     start = datetime.combine(service_day, time(9, 0), tzinfo=UTC) - timedelta(hours=8)
     await conn.execute(
         "INSERT INTO dispatch.verified_visits (visit_id, bed_id, elder_id, org_id, staff_id,"
@@ -77,7 +77,7 @@ async def add_verified_visit(
         bed_id,
         elder_id,
         org_id,
-        staff_id or uuid.uuid4(),
+        staff_id or new_id(),
         service_day,
         start,
         start + timedelta(minutes=minutes),
@@ -142,7 +142,7 @@ async def insert_elder_facts(
             "adjustments,"
             " dementia, coma, care_risk_events_30d, assessed_on, valid_until, assessor)"
             " VALUES ($1, $2, 'third_party', $3, $3, '[]', $4, false, 0, $5, $6, '第三方评估机构')",
-            uuid.uuid4(),
+            new_id(),
             e.elder_id,
             a.level,
             a.dementia,
@@ -153,7 +153,7 @@ async def insert_elder_facts(
         await conn.execute(
             "INSERT INTO registry.categories (id, elder_id, code, valid_from, valid_to, grade,"
             " receives_nursing_subsidy) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            uuid.uuid4(),
+            new_id(),
             e.elder_id,
             c.code,
             c.valid_from,
@@ -192,7 +192,7 @@ async def insert_elder_facts(
                 "INSERT INTO registry.bed_events (id, bed_id, from_status, to_status, effective_on,"
                 " actor, created_at) VALUES ($1, $2, $3, $4, $5, 'test', now() + $6 * interval "
                 "'1 ms')",
-                uuid.uuid4(),
+                new_id(),
                 b.bed_id,
                 frm,
                 to,
@@ -203,7 +203,7 @@ async def insert_elder_facts(
         await conn.execute(
             "INSERT INTO registry.modifications (id, bed_id, kind, item, cost_fen, done_on,"
             " warranty_until) VALUES ($1, $2, $3, '改造项目', $4, $5, $6)",
-            uuid.uuid4(),
+            new_id(),
             m.bed_id,
             m.kind,
             m.cost_fen,
@@ -215,7 +215,7 @@ async def insert_elder_facts(
             "INSERT INTO subsidy.benefits (id, elder_id, code, amount_fen, received_on, "
             "recorded_by)"
             " VALUES ($1, $2, $3, $4, $5, 'test')",
-            uuid.uuid4(),
+            new_id(),
             e.elder_id,
             bf.code,
             bf.amount_fen,
@@ -226,13 +226,13 @@ async def insert_elder_facts(
             "INSERT INTO subsidy.applications (id, elder_id, policy_code, documents, status, stage,"
             " submitted_on, due_on, decided_on, reasons, history, created_by)"
             " VALUES ($1, $2, $3, '[]', 'approved', 'done', $4, $4, $4, '[]', '[]', 'test')",
-            uuid.uuid4(),
+            new_id(),
             e.elder_id,
             ap.policy_code,
             ap.approved_on,
         )
     for g in e.grants:
-        decision = uuid.uuid4()
+        decision = new_id()
         await conn.execute(
             "INSERT INTO subsidy.decisions (id, elder_id, month, policy_code, policy_version,"
             " policy_hash, facts, facts_hash, verdicts, total_fen)"
@@ -248,7 +248,7 @@ async def insert_elder_facts(
             "rule,"
             " kind, pay_to, fund, amount_fen, days) VALUES ($1, $2, $3, $4, $5, $6, $7, 'org', "
             "'x', $8, 0)",
-            uuid.uuid4(),
+            new_id(),
             decision,
             e.elder_id,
             g.month,
@@ -262,7 +262,7 @@ async def insert_elder_facts(
             "INSERT INTO subsidy.fraud_flags (id, subject, elder_id, reason, found_on, "
             "effective_from,"
             " repay_fen, created_by) VALUES ($1, 'elder', $2, '骗取补贴', $3, $3, 0, 'test')",
-            uuid.uuid4(),
+            new_id(),
             e.elder_id,
             e.disqualified_on,
         )
@@ -286,7 +286,7 @@ def case_facts(
 ) -> ElderFacts:
     """A case table's facts with fresh ids (a table may run more than once per database)."""
     f = facts_from_case(case, policy_code, orgs)
-    fresh = uuid.uuid4()
+    fresh = new_id()
     remap = dict(region_map or {})
     beds = tuple(
         type(b)(uuid.uuid5(fresh, str(b.bed_id)), b.org_id, b.active, b.policy_code) for b in f.beds
@@ -304,7 +304,7 @@ def case_facts(
                 for m in f.modifications
             ),
             "visits": tuple(
-                type(v)(uuid.uuid4(), v.org_id, v.service_day, v.item_codes) for v in f.visits
+                type(v)(new_id(), v.org_id, v.service_day, v.item_codes) for v in f.visits
             ),
         }
     )

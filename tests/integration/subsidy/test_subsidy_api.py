@@ -4,7 +4,6 @@ through the registry's own API, fraud, applications, rewards, reports."""
 from __future__ import annotations
 
 import copy
-import uuid
 from datetime import date, timedelta
 
 import orjson
@@ -12,6 +11,7 @@ import yaml
 
 from services.subsidy.policies.facts import Application, Assessment, Bed, Category, ElderFacts, Span
 from shared import clock
+from shared.db import new_id
 from shared.policy import POLICY_DIR
 from tests.integration.builders import make_org
 from tests.integration.subsidy.test_subsidy_runs import run_month, safety_net_elder
@@ -74,7 +74,7 @@ async def test_undeclared_overlap_is_refused(subsidy):
 
 
 async def test_evaluation_explains_in_chinese_and_english(subsidy, db):
-    org = uuid.uuid4()
+    org = new_id()
     await ensure_org(db, org)
     elder = safety_net_elder(org)
     await insert_elder_facts(db, elder)
@@ -98,7 +98,7 @@ async def test_evaluation_explains_in_chinese_and_english(subsidy, db):
 
 
 async def test_evaluation_scope_and_input(subsidy, db):
-    org = uuid.uuid4()
+    org = new_id()
     await ensure_org(db, org)
     elder = safety_net_elder(org)
     await insert_elder_facts(db, elder)
@@ -116,7 +116,7 @@ async def test_evaluation_scope_and_input(subsidy, db):
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "month"
     nul = await subsidy.post("/v1/evaluations", {**body, "policy_code": "x\u0000"})
     assert nul.status_code == 422
-    stranger = ElderFacts(uuid.uuid4(), date(1950, 1, 1), "110101", "110101")
+    stranger = ElderFacts(new_id(), date(1950, 1, 1), "110101", "110101")
     await insert_elder_facts(db, stranger)
     r = await subsidy.post(
         "/v1/evaluations", {"elder_id": str(stranger.elder_id), "month": "2024-05"}
@@ -202,7 +202,7 @@ async def test_region_without_a_bed_policy_gets_a_clear_422(registry):
 
 
 async def test_fraud_disqualifies_for_life_records_a_receivable_and_is_audited(subsidy, db):
-    org = uuid.uuid4()
+    org = new_id()
     await ensure_org(db, org)
     elder = safety_net_elder(org)
     await insert_elder_facts(db, elder)
@@ -254,7 +254,7 @@ async def test_fraud_disqualifies_for_life_records_a_receivable_and_is_audited(s
 
 
 async def test_org_fraud_stops_its_subsidies_and_redemptions(subsidy, db):
-    org = uuid.uuid4()
+    org = new_id()
     await ensure_org(db, org)
     elder = safety_net_elder(org)
     await insert_elder_facts(db, elder)
@@ -343,7 +343,7 @@ async def test_a_refusal_needs_written_reasons(subsidy, db):
 
 
 async def test_missed_entitlements_name_the_missing_step(subsidy, db):
-    org = uuid.uuid4()
+    org = new_id()
     await ensure_org(db, org)
     no_bed = safety_net_elder(org, beds=(), residence_region="350212100201")
     expiring = safety_net_elder(
@@ -388,7 +388,7 @@ async def test_missed_entitlements_name_the_missing_step(subsidy, db):
 
 
 async def test_budget_what_if(subsidy, db):
-    org = uuid.uuid4()
+    org = new_id()
     await ensure_org(db, org, region="350212")
     elder = safety_net_elder(org, hukou_region="350212", residence_region="350212")
     await insert_elder_facts(db, elder)
@@ -417,7 +417,7 @@ async def test_budget_what_if(subsidy, db):
 
 
 async def test_org_reward_needs_operating_beds_and_an_amount(subsidy, db):
-    org = uuid.uuid4()
+    org = new_id()
     await ensure_org(db, org)
     elders = [safety_net_elder(org) for _ in range(2)]
     for e in elders:
@@ -451,7 +451,7 @@ async def test_run_skips_nothing_for_annual_visit_circle(subsidy, db):
     d.update(code="visit-circle-huli", version=1, status="active", regions=["350206"])
     assert (await subsidy.post("/v1/policies", d)).status_code in (201, 409)
     elder = ElderFacts(
-        uuid.uuid4(),
+        new_id(),
         date(1940, 2, 2),
         "350206",
         "350206",
@@ -459,7 +459,7 @@ async def test_run_skips_nothing_for_annual_visit_circle(subsidy, db):
         applications=(Application("visit-circle-huli", date(2024, 1, 1)),),
     )
     await insert_elder_facts(db, elder)
-    org = uuid.uuid4()
+    org = new_id()
     await ensure_org(db, org, region="350206")
     for day in (3, 10, 17):
         await add_verified_visit(
@@ -487,18 +487,18 @@ async def test_equally_specific_policies_answer_with_the_one_that_pays(subsidy, 
     """Two policies for one district: without policy_code the evaluation answers with the
     one the elder gets most from, and names the other."""
     d = doc("visit-circle.yaml")
-    d.update(code="visit-circle-jimei", version=1, status="active", regions=["350211"])
+    d.update(code="visit-circle-taijiang", version=1, status="active", regions=["350103"])
     assert (await subsidy.post("/v1/policies", d)).status_code in (201, 409)
     tongan = doc("xm-tongan-family-bed.yaml")
-    tongan.update(code="tongan-copy-jimei", version=1, regions=["350211"])
+    tongan.update(code="tongan-copy-taijiang", version=1, regions=["350103"])
     tongan.pop("bed")
     assert (await subsidy.post("/v1/policies", tongan)).status_code in (201, 409)
-    org = uuid.uuid4()
-    await ensure_org(db, org, region="350211")
-    elder = safety_net_elder(org, hukou_region="350211", residence_region="350211")
+    org = new_id()
+    await ensure_org(db, org, region="350103")
+    elder = safety_net_elder(org, hukou_region="350103", residence_region="350103")
     await insert_elder_facts(db, elder)
     body = (
         await subsidy.post("/v1/evaluations", {"elder_id": str(elder.elder_id), "month": "2024-05"})
     ).json()
-    assert body["policy_code"] == "tongan-copy-jimei" and body["total_fen"] == 125_000
-    assert "visit-circle-jimei" in body["also_applicable"]
+    assert body["policy_code"] == "tongan-copy-taijiang" and body["total_fen"] == 125_000
+    assert "visit-circle-taijiang" in body["also_applicable"]

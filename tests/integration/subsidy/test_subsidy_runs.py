@@ -10,6 +10,7 @@ import asyncpg
 import pytest
 
 from services.subsidy.policies.facts import Assessment, Bed, Category, ElderFacts, Span
+from shared.db import new_id
 from tests.integration.subsidy_helpers import ensure_org, insert_elder_facts
 from tests.waiting import eventually
 
@@ -17,7 +18,7 @@ REGION = "350212"
 
 
 def safety_net_elder(org: uuid.UUID, **over) -> ElderFacts:
-    elder_id = uuid.uuid4()
+    elder_id = new_id()
     base = dict(
         elder_id=elder_id,
         birth_date=date(1948, 2, 2),
@@ -25,7 +26,7 @@ def safety_net_elder(org: uuid.UUID, **over) -> ElderFacts:
         residence_region=REGION,
         categories=(Category("subsistence_allowance", date(2020, 1, 1)),),
         assessments=(Assessment(2, date(2023, 6, 1), date(2025, 6, 1)),),
-        beds=(Bed(uuid.uuid4(), org, (Span(date(2023, 7, 1)),), "xm-tongan-family-bed"),),
+        beds=(Bed(new_id(), org, (Span(date(2023, 7, 1)),), "xm-tongan-family-bed"),),
     )
     base.update(over)
     return ElderFacts(**base)
@@ -73,7 +74,7 @@ async def balance(db, elder_id, account) -> int:
 
 @pytest.fixture
 async def org(db) -> uuid.UUID:
-    org_id = uuid.uuid4()
+    org_id = new_id()
     await ensure_org(db, org_id)
     return org_id
 
@@ -169,7 +170,7 @@ async def test_ledger_refuses_edits_unbalanced_postings_and_closed_months(subsid
         )
     with pytest.raises(asyncpg.exceptions.IntegrityConstraintViolationError):
         await db.execute("DELETE FROM subsidy.ledger_postings WHERE elder_id = $1", elder.elder_id)
-    posting = uuid.uuid4()
+    posting = new_id()
     async with db.transaction():
         await db.execute(
             "INSERT INTO subsidy.ledger_postings (id, period, kind, created_by) VALUES ($1, "
@@ -188,7 +189,7 @@ async def test_ledger_refuses_edits_unbalanced_postings_and_closed_months(subsid
         await db.execute(
             "INSERT INTO subsidy.ledger_postings (id, period, kind, created_by) VALUES ($1, "
             "'2023-11-01', 'manual', 't')",
-            uuid.uuid4(),
+            new_id(),
         )
     with pytest.raises(asyncpg.exceptions.CheckViolationError, match="closed for good"):
         await db.execute(
@@ -213,7 +214,7 @@ async def test_runs_need_an_admin_and_a_valid_month(subsidy):
     assert (
         await subsidy.post("/v1/runs", {"month": "2024-01"}, role="community", region=REGION)
     ).status_code == 403
-    r = await subsidy.get(f"/v1/runs/{uuid.uuid4()}")
+    r = await subsidy.get(f"/v1/runs/{new_id()}")
     assert r.status_code == 404
 
 

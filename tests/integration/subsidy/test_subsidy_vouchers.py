@@ -4,13 +4,13 @@ co-pay never below zero, unused balance lapses; quarterly settlement and its rep
 from __future__ import annotations
 
 import io
-import uuid
 from datetime import date, timedelta
 
 import pytest
 
 from services.subsidy.policies.facts import Application, Assessment, Category, ElderFacts
 from shared import clock
+from shared.db import new_id
 from tests.integration.subsidy.test_subsidy_runs import balance, run_month
 from tests.integration.subsidy_helpers import add_verified_visit, ensure_org, insert_elder_facts
 
@@ -19,7 +19,7 @@ SZ = "440304"
 
 def sz_elder(**over) -> ElderFacts:
     base = dict(
-        elder_id=uuid.uuid4(),
+        elder_id=new_id(),
         birth_date=date(1950, 5, 5),
         hukou_region=SZ,
         residence_region=SZ,
@@ -43,7 +43,7 @@ def mtext(d: date) -> str:
 async def world(subsidy, db):
     elder = sz_elder()
     await insert_elder_facts(db, elder)
-    org, other = uuid.uuid4(), uuid.uuid4()
+    org, other = new_id(), new_id()
     await ensure_org(db, org, region="440304")
     await ensure_org(db, other, region="440304")
     r = await subsidy.post(
@@ -149,7 +149,7 @@ async def test_redemption_refusals(subsidy, db, world):
     assert r.status_code == 403  # another org's visit
     r = await subsidy.post(
         "/v1/vouchers/redemptions",
-        {"visit_id": str(uuid.uuid4()), "price_fen": 1000},
+        {"visit_id": str(new_id()), "price_fen": 1000},
         role="org_admin",
         org=str(org),
     )
