@@ -585,7 +585,7 @@ class RunWorker:
     """Claims queued runs and executes them (one at a time per process)."""
 
     def __init__(
-        self, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, poll: float = 0.5
+        self, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, poll: float = 2.0
     ) -> None:
         self.sessionmaker = sessionmaker
         self.settings = settings
