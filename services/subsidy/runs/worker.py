@@ -606,6 +606,7 @@ class RunWorker:
                 await self._task
 
     async def _loop(self) -> None:
+        woken = 0.0
         while True:
             try:
                 claimed = await self.claim_one()
@@ -615,8 +616,12 @@ class RunWorker:
                 log.warning("run worker: claim failed", exc_info=True)
                 claimed = False
             if not claimed:
+                # woken by a POST that has not committed yet: look again soon, for a while
+                soon = time.monotonic() - woken < 3.0
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll)
+                    await asyncio.wait_for(self._wake.wait(), 0.1 if soon else self.poll)
+                if self._wake.is_set():
+                    woken = time.monotonic()
                 self._wake.clear()
 
     async def claim_one(self) -> bool:
