@@ -32,7 +32,11 @@ def _scope(principal: Principal):
     return scoping.by_elder(principal, Entry.elder_id)
 
 
-@router.get("/balances", response_model=list[BalanceRead], summary="Balances per account")
+@router.get(
+    "/balances",
+    response_model=Page[BalanceRead],
+    summary="Balances per account: by fund, or per elder / per organisation (paged by id)",
+)
 async def balances(
     session: SessionDep,
     principal: Principal = Reader,
@@ -40,7 +44,9 @@ async def balances(
     elder_id: uuid.UUID | None = None,
     org_id: uuid.UUID | None = None,
     fund: Code | None = None,
-) -> list[BalanceRead]:
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> Page[BalanceRead]:
     where = []
     scope = _scope(principal)
     if scope is not None:
@@ -53,25 +59,38 @@ async def balances(
         where.append(Entry.org_id == org_id)
     if fund:
         where.append(Entry.fund == fund)
-    group = {
-        "fund": (Entry.account, Entry.fund),
-        "elder": (Entry.account, Entry.fund, Entry.elder_id),
-        "org": (Entry.account, Entry.fund, Entry.org_id),
-    }[by]
-    if by == "elder":
-        where.append(Entry.account.in_(("allowance", "receivable")))
-    if by == "org":
-        where.append(Entry.account.in_(("org_payable", "disbursed", "receivable")))
-    rows = await service.balance_rows(session, where=where, group=group)
-    out = []
-    for r in rows:
-        item = {"account": r[0], "fund": r[1], "balance_fen": int(r[-1])}
-        if by == "elder":
-            item["elder_id"] = r[2]
-        if by == "org":
-            item["org_id"] = r[2]
-        out.append(BalanceRead(**item))
-    return out
+    if by == "fund":
+        rows = await service.balance_rows(session, where=where, group=(Entry.account, Entry.fund))
+        items = [BalanceRead(account=r[0], fund=r[1], balance_fen=int(r[2])) for r in rows]
+        return Page[BalanceRead](items=items, next_cursor=None)  # a handful of funds: one page
+    holder = Entry.elder_id if by == "elder" else Entry.org_id
+    accounts = (
+        ("allowance", "receivable") if by == "elder" else ("org_payable", "disbursed", "receivable")
+    )
+    where += [Entry.account.in_(accounts), holder.is_not(None)]
+    # page over the holders (elders or orgs), then total each one's accounts
+    holders_stmt = select(holder).where(*where).group_by(holder)
+    page = await paginate(
+        session, holders_stmt, key=holder, cursor=cursor, limit=limit, scalars=False
+    )
+    ids = [getattr(r, holder.key) for r in page.items]
+    rows = (
+        await service.balance_rows(
+            session, where=[*where, holder.in_(ids)], group=(holder, Entry.account, Entry.fund)
+        )
+        if ids
+        else []
+    )
+    items = [
+        BalanceRead(
+            account=r[1],
+            fund=r[2],
+            balance_fen=int(r[3]),
+            **({"elder_id": r[0]} if by == "elder" else {"org_id": r[0]}),
+        )
+        for r in rows
+    ]
+    return Page[BalanceRead](items=items, next_cursor=page.next_cursor)
 
 
 @router.get("/entries", response_model=Page[EntryRead], summary="Ledger entries, oldest first")

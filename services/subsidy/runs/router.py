@@ -59,7 +59,7 @@ async def get_run(
 
 @router.get(
     "/v1/decisions",
-    response_model=list[DecisionRead],
+    response_model=Page[DecisionRead],
     summary="An elder's decision records (newest first), explained again from frozen facts",
 )
 async def list_decisions(
@@ -68,11 +68,15 @@ async def list_decisions(
     principal: Principal = StaffReader,
     month: Month | None = None,
     explain: bool = True,
-) -> list[DecisionRead]:
+    cursor: Cursor = None,
+    limit: Limit = 20,
+) -> Page[DecisionRead]:
     return await service.decisions(
         session=session,
         principal=principal,
         elder_id=elder_id,
         month=parse_month(month) if month else None,
         explain=explain,
+        cursor=cursor,
+        limit=limit,
     )

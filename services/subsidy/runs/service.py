@@ -18,6 +18,7 @@ from shared import scoping
 from shared.auth import Principal
 from shared.errors import NotFound
 from shared.i18n import T
+from shared.pagination import Page, paginate
 
 
 async def create(*, session: AsyncSession, principal: Principal, month: date) -> Run:
@@ -62,14 +63,17 @@ async def decisions(
     elder_id: uuid.UUID,
     month: date | None,
     explain: bool,
-) -> list[DecisionRead]:
+    cursor: str | None,
+    limit: int,
+) -> Page[DecisionRead]:
     await scoping.require_elder(session, principal, elder_id)
     stmt = select(Decision).where(Decision.elder_id == elder_id)
     if month is not None:
         stmt = stmt.where(Decision.month == month)
-    rows = list(
-        await session.scalars(stmt.order_by(Decision.month.desc(), Decision.id.desc()).limit(200))
+    page = await paginate(
+        session, stmt, key=Decision.id, cursor=cursor, limit=limit, descending=True
     )
+    rows = page.items
     current = set(
         await session.scalars(
             select(CurrentDecision.decision_id).where(CurrentDecision.elder_id == elder_id)
@@ -99,4 +103,4 @@ async def decisions(
                 evaluation=evaluation,
             )
         )
-    return out
+    return Page[DecisionRead](items=out, next_cursor=page.next_cursor)

@@ -149,7 +149,7 @@ async def test_decisions_are_explained_from_their_frozen_facts(subsidy, db, org)
         "/v1/decisions", params={"elder_id": str(elder.elder_id), "month": "2024-02"}
     )
     assert r.status_code == 200, r.text
-    (record,) = [d for d in r.json() if d["policy_code"] == "xm-tongan-family-bed"]
+    (record,) = [d for d in r.json()["items"] if d["policy_code"] == "xm-tongan-family-bed"]
     assert record["current"] is True
     rules = {line["rule"]: line["amount_fen"] for line in record["evaluation"]["lines"]}
     assert rules == {"operating": 25_000, "nursing_semi": 100_000}
@@ -246,3 +246,39 @@ async def test_chunked_runs_give_the_same_result(subsidy, db, org, monkeypatch):
         }
     again = await run_month(subsidy, "2023-10")
     assert again["decisions_written"] == 0 and again["postings"] == 0
+
+
+async def test_balances_per_fund_elder_and_org(subsidy, db, org):
+    elder = safety_net_elder(org)
+    await insert_elder_facts(db, elder)
+    await run_month(subsidy, "2023-12")
+    funds = (await subsidy.get("/v1/ledger/balances")).json()
+    fund = {(b["account"], b["fund"]): b["balance_fen"] for b in funds["items"]}
+    assert fund[("fund", "district_finance")] < 0 and funds["next_cursor"] is None
+    mine = await subsidy.get(
+        "/v1/ledger/balances", params={"by": "org"}, role="org_admin", org=str(org)
+    )
+    assert mine.status_code == 200
+    assert {(b["org_id"], b["account"]): b["balance_fen"] for b in mine.json()["items"]} == {
+        (str(org), "org_payable"): 125_000
+    }
+    r = await subsidy.get(
+        "/v1/ledger/balances", params={"by": "fund"}, role="community", region=REGION
+    )
+    assert r.status_code == 403
+    page = await subsidy.get("/v1/ledger/balances", params={"by": "org", "limit": 1})
+    assert len({b["org_id"] for b in page.json()["items"]}) == 1 and page.json()["next_cursor"]
+    entries = await subsidy.get(
+        "/v1/ledger/entries",
+        params={"elder_id": str(elder.elder_id)},
+        role="community",
+        region=REGION,
+    )
+    assert sum(e["amount_fen"] for e in entries.json()["items"]) == 0  # every posting balances
+    other = await subsidy.get(
+        "/v1/ledger/entries",
+        params={"elder_id": str(elder.elder_id)},
+        role="community",
+        region="350213",
+    )
+    assert other.json()["items"] == []
