@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from bench import dispatch, ingest, monitor, registry
+from bench import dispatch, ingest, monitor, registry, subsidy
 from bench.common import Phase
 
 
@@ -24,6 +24,7 @@ BENCHMARKS: dict[str, Callable[[registry.Options], Outcome]] = {
     "ingest": ingest.run,
     "monitor": monitor.run,
     "dispatch": dispatch.run,
+    "subsidy": subsidy.run,  # BENCH_SUBSIDY_ELDERS / BENCH_SUBSIDY_SCALE set the district size
 }
 
 COLUMNS = (

@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 
 import services.dispatch.models
 import services.registry.models
+import services.subsidy.models
 import services.telemetry.models  # noqa: F401
 import shared.audit
 import shared.calendar

@@ -1,4 +1,4 @@
-"""The `eldercare` command: up, migrate, token, emulate, ingest, broker-config."""
+"""The `eldercare` command: up, migrate, token, emulate, ingest, broker-config, policy, subsidy."""
 
 from __future__ import annotations
 
@@ -132,6 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("emulate", help="device emulator: N homes publishing telemetry over MQTT")
     emulator.add_arguments(p)
     p.set_defaults(func=emulator.run)
+
+    from services.subsidy import cli as subsidy_cli
+
+    subsidy_cli.add_parsers(sub)  # `policy test`, `subsidy run --month`
     return parser
 
 

@@ -15,10 +15,11 @@ from urllib.parse import urlparse
 from shared.config import Settings
 from shared.embedded import EmbeddedBroker, EmbeddedPostgres, port_is_open, wait_for_port
 
-# REST services that exist so far (subsidy and dispatch join as their issues land).
+# Every REST service, each its own uvicorn process.
 SERVICES = {
     "registry": "services.registry.app:create_app",
     "dispatch": "services.dispatch.app:create_app",
+    "subsidy": "services.subsidy.app:create_app",
     "telemetry": "services.telemetry.app:create_app",
 }
 

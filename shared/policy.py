@@ -1,7 +1,14 @@
 """Versioned policy documents (YAML in ``shared/policies/``), selected by region and date.
 
 Policy figures live in these files, never in code. The registry reads the ``bed`` section
-(eligibility); the subsidy service loads whole documents into ``subsidy.policies``.
+(eligibility) through ``bed_policy_for`` / ``policy_by_code``; the subsidy service parses the
+whole document (rules, dated amounts, combinations — ``services/subsidy/policies/document.py``)
+and keeps every version in ``subsidy.policy_versions``.
+
+A file is one version of one policy. ``*.cases.yaml`` beside a policy are its test-case tables
+(``eldercare policy test``), not policies. ``status: draft`` documents (the seeds' blank ``xx``
+amounts, a region still to be chosen) are shipped for an admin to complete; they are never
+selected for a bed or a payment.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from typing import Any
 import yaml
 
 POLICY_DIR = Path(__file__).with_name("policies")
+CASES_SUFFIX = ".cases.yaml"
 
 
 @dataclass(frozen=True)
@@ -37,6 +45,11 @@ class Policy:
     valid_to: date | None
     bed: BedRules | None
     raw: dict[str, Any]
+    status: str = "active"
+
+    @property
+    def active(self) -> bool:
+        return self.status == "active"
 
     def covers(self, region: str, day: date) -> bool:
         in_time = self.valid_from <= day and (self.valid_to is None or day <= self.valid_to)
@@ -46,13 +59,17 @@ class Policy:
         return max((len(p) for p in self.regions if region.startswith(p)), default=-1)
 
 
+class NoPolicy(LookupError):
+    """No active policy covers a region on a day (or no such code is shipped)."""
+
+
 def parse_policy(raw: dict[str, Any]) -> Policy:
     bed = raw.get("bed")
     return Policy(
         code=raw["code"],
         version=int(raw["version"]),
         title=raw["title"],
-        regions=tuple(str(r) for r in raw["regions"]),
+        regions=tuple(str(r) for r in raw.get("regions") or ()),
         valid_from=raw["valid_from"],
         valid_to=raw.get("valid_to"),
         bed=BedRules(
@@ -66,26 +83,41 @@ def parse_policy(raw: dict[str, Any]) -> Policy:
         if bed
         else None,
         raw=raw,
+        status=str(raw.get("status", "active")),
     )
+
+
+def policy_files(directory: Path = POLICY_DIR) -> list[Path]:
+    return sorted(p for p in directory.glob("*.yaml") if not p.name.endswith(CASES_SUFFIX))
+
+
+def case_files(directory: Path = POLICY_DIR) -> list[Path]:
+    return sorted(directory.glob(f"*{CASES_SUFFIX}"))
 
 
 @cache
 def load_policies(directory: Path = POLICY_DIR) -> tuple[Policy, ...]:
     return tuple(
-        parse_policy(yaml.safe_load(p.read_text())) for p in sorted(directory.glob("*.yaml"))
+        parse_policy(yaml.safe_load(p.read_text(encoding="utf-8"))) for p in policy_files(directory)
     )
 
 
 def bed_policy_for(region: str, day: date) -> Policy:
-    """The most specific policy with bed rules covering ``region`` on ``day``."""
-    candidates = [p for p in load_policies() if p.bed is not None and p.covers(region, day)]
+    """The most specific active policy with bed rules covering ``region`` on ``day``.
+
+    Raises ``NoPolicy`` (a ``LookupError``) where no local policy provides home care beds:
+    a bed has no legal basis, and no subsidy, outside a district's own pilot."""
+    candidates = [
+        p for p in load_policies() if p.active and p.bed is not None and p.covers(region, day)
+    ]
     if not candidates:
-        raise LookupError(f"no family-bed policy covers region {region} on {day}")
+        raise NoPolicy(f"no family-bed policy covers region {region} on {day}")
     return max(candidates, key=lambda p: (p.specificity(region), p.valid_from, p.version))
 
 
 def policy_by_code(code: str) -> Policy:
-    for policy in load_policies():
-        if policy.code == code:
-            return policy
-    raise LookupError(f"policy {code} is not shipped")
+    """The latest shipped version of ``code`` (drafts only when nothing else exists)."""
+    versions = [p for p in load_policies() if p.code == code]
+    if not versions:
+        raise NoPolicy(f"policy {code} is not shipped")
+    return max(versions, key=lambda p: (p.active, p.version))

@@ -14,6 +14,11 @@ from shared.config import Settings
 from shared.embedded import EmbeddedBroker, EmbeddedPostgres, temp_dir
 from shared.migrate import upgrade
 
+# Key material of the test settings: set-up code that writes registry rows directly encrypts
+# with these, so the services can read what it wrote.
+TEST_PII_KEY = "test-pii-key"
+TEST_PII_HASH_KEY = "test-pii-hash-key"
+
 
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
@@ -47,8 +52,8 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         database_url=database_url,
         data_dir=tmp_path_factory.mktemp("data"),
         jwt_secret="test-secret-" + "x" * 32,
-        pii_key="test-pii-key",
-        pii_hash_key="test-pii-hash-key",
+        pii_key=TEST_PII_KEY,
+        pii_hash_key=TEST_PII_HASH_KEY,
         log_json=False,
     )
 

@@ -15,9 +15,13 @@ A, B = "350212", "350213"  # 同安区, 翔安区
 async def world(registry):
     org_x, org_y = await make_org(registry, region=A), await make_org(registry, region=B)
     elder_a = await make_elder(registry, region=A)
-    elder_b = await make_elder(registry, region=B)
+    # Only 同安区 (A) has a family-bed policy (seeds 000 篇一): elder B's bed opens while
+    # they live in A, then they move home to B, where their hukou is.
+    elder_b = await make_elder(registry, region=B, residence_region=A)
     bed_a = await make_bed(registry, elder_a, org_x)
     bed_b = await make_bed(registry, elder_b, org_y)
+    r = await registry.patch(f"/v1/elders/{elder_b['id']}", {"residence_region": B})
+    assert r.status_code == 200, r.text
     return {
         "org_x": org_x,
         "org_y": org_y,

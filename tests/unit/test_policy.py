@@ -6,12 +6,21 @@ from datetime import date
 
 import pytest
 
-from shared.policy import BedRules, bed_policy_for, load_policies, parse_policy, policy_by_code
+from shared.policy import (
+    BedRules,
+    NoPolicy,
+    bed_policy_for,
+    case_files,
+    load_policies,
+    parse_policy,
+    policy_by_code,
+    policy_files,
+)
 
 
 def test_shipped_policies_parse():
     policies = {p.code: p for p in load_policies()}
-    assert {"national-family-bed", "xm-tongan-family-bed"} <= set(policies)
+    assert {"xm-tongan-family-bed", "sz-home-care-voucher", "visit-circle"} <= set(policies)
 
     tongan = policies["xm-tongan-family-bed"]
     assert tongan.version == 1
@@ -28,11 +37,9 @@ def test_shipped_policies_parse():
         modification_warranty_days=365,
     )
 
-    national = policies["national-family-bed"]
-    assert national.regions == ("",)
-    assert national.valid_from == date(2020, 1, 1)
-    assert national.bed is not None
-    assert national.bed.min_level == 1
+    # Only policies from the seeds ship: no catch-all that covers every region.
+    assert "national-family-bed" not in policies
+    assert all(p.regions != ("",) for p in policies.values())
 
 
 def test_bed_policy_prefers_more_specific_region():
@@ -40,23 +47,37 @@ def test_bed_policy_prefers_more_specific_region():
     assert bed_policy_for("350212", date(2025, 6, 1)).code == "xm-tongan-family-bed"
 
 
-def test_bed_policy_falls_back_to_national():
-    assert bed_policy_for("110101", date(2025, 6, 1)).code == "national-family-bed"
-    assert bed_policy_for("350211", date(2025, 6, 1)).code == "national-family-bed"
+def test_regions_without_a_local_bed_policy_have_none():
+    for region in ("110101", "350211", "440304"):  # 440304: Shenzhen pays vouchers, not beds
+        with pytest.raises(NoPolicy):
+            bed_policy_for(region, date(2025, 6, 1))
 
 
 def test_bed_policy_respects_valid_from():
-    assert bed_policy_for("350212", date(2022, 12, 31)).code == "national-family-bed"
+    with pytest.raises(LookupError):
+        bed_policy_for("350212", date(2022, 12, 31))
     assert bed_policy_for("350212", date(2023, 1, 1)).code == "xm-tongan-family-bed"
+
+
+def test_drafts_are_never_selected():
+    drafts = [p for p in load_policies() if p.status == "draft"]
+    assert {p.code for p in drafts} >= {"visit-circle", "sz-songgang-home-care"}
+    assert all(not p.active for p in drafts)
+
+
+def test_case_tables_are_not_policies():
+    assert all(not p.name.endswith(".cases.yaml") for p in policy_files())
+    assert case_files() and all(p.name.endswith(".cases.yaml") for p in case_files())
 
 
 def test_no_policy_before_any_valid_from():
     with pytest.raises(LookupError):
-        bed_policy_for("110101", date(2019, 12, 31))
+        bed_policy_for("350212", date(2019, 12, 31))
 
 
 def test_policy_by_code():
     assert policy_by_code("xm-tongan-family-bed").regions == ("350212",)
+    assert policy_by_code("sz-home-care-voucher").version == 2  # the latest version
     with pytest.raises(LookupError, match="no-such-policy"):
         policy_by_code("no-such-policy")
 

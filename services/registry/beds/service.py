@@ -78,6 +78,7 @@ async def evaluate(
                 f"{day} 时老人居住地 {region} 没有适用的家庭养老床位政策",
                 f"no home care bed policy covers the elder's residence {region} on {day}",
             ),
+            slug="no-bed-policy",
             errors=[("elder_id", T("居住地没有适用的床位政策", "no bed policy where they live"))],
         ) from None
     open_beds = select(Bed.id).where(Bed.elder_id == elder.id, Bed.status.in_(OPEN_STATUSES))
