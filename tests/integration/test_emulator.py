@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
 import time
 from collections import defaultdict
@@ -10,7 +12,8 @@ from collections.abc import Callable
 import paho.mqtt.client as mqtt
 
 from services.emulator.model import build_homes
-from services.emulator.options import EmulatorOptions
+from services.emulator.mqtt import Pool
+from services.emulator.options import EmulatorOptions, MqttTarget
 from services.emulator.register import register_homes
 from services.emulator.runner import emulate
 
@@ -57,6 +60,15 @@ class Recorder:
         self.client.loop_stop()
 
 
+def announced_twice_and_will_fired(statuses: list[bytes]) -> bool:
+    """Online at the first connect, the will's offline after the abrupt dropout, online at the
+    reconnect. Counted, not ordered: QoS 1 is at least once (an ``online`` not yet acknowledged
+    at the dropout is sent again, DUP, after the reconnect), and the will comes from the broker,
+    not the gateway's own ordered stream — amqtt under load delivers it out of order. Which
+    state the broker keeps in the end is checked by the late subscriber below."""
+    return b"offline" in statuses and statuses.count(b"online") >= 2
+
+
 def test_three_homes_publish_statuses_events_and_a_forced_emergency(broker):
     options = EmulatorOptions(
         homes=3,
@@ -88,9 +100,7 @@ def test_three_homes_publish_statuses_events_and_a_forced_emergency(broker):
                 and any(
                     t.startswith(f"eldercare/v1/{gw}/") and t.endswith("/emergency") for t in topics
                 )
-                # online, the will's offline after the abrupt dropout, online again
-                and live.payloads(f"eldercare/v1/{gw}/status")[:3]
-                == [b"online", b"offline", b"online"]
+                and announced_twice_and_will_fired(live.payloads(f"eldercare/v1/{gw}/status"))
                 for gw in gateways
             )
 
@@ -176,3 +186,59 @@ async def _count(api, path: str) -> int:
         cursor = body["next_cursor"]
         if not cursor:
             return total
+
+
+class SlowConnack:
+    """A TCP peer that speaks just enough MQTT to hold back CONNACK until told to send it,
+    then records what the client sends until the connection ends."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.release = threading.Event()
+        self.before: bytes = b""
+        self.after: bytes = b""
+        self.done = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        conn, _ = self.server.accept()
+        with conn:
+            conn.settimeout(0.05)
+            while not self.release.is_set():  # whatever arrives while CONNACK is held back
+                with contextlib.suppress(TimeoutError):
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        self.done.set()
+                        return
+                    self.before += chunk
+            conn.settimeout(10)
+            with contextlib.suppress(OSError):
+                conn.sendall(b"\x20\x02\x00\x00")  # CONNACK, accepted
+                while chunk := conn.recv(4096):
+                    self.after += chunk
+        self.done.set()
+
+
+def test_a_dropout_before_connack_waits_until_the_gateway_is_on_the_air():
+    """Under load CONNACK can come after a forced dropout is due: the gateway then connects,
+    announces itself, and only then falls off the air (no DISCONNECT, so the will fires)."""
+    peer = SlowConnack()
+    pool = Pool(MqttTarget("127.0.0.1", peer.port))
+    try:
+        pool.add("gw-slow")
+        pool.connect("gw-slow")
+        assert wait_for(lambda: peer.before.startswith(b"\x10"), 5), "no CONNECT"
+        link = pool.links["gw-slow"]
+        pool.dropout("gw-slow")
+        # the I/O thread has handled the dropout: deferred, or (the bug) cut the connection
+        assert wait_for(lambda: link.drop_pending or peer.done.is_set(), 5)
+        assert not peer.done.is_set(), "the connection was cut before CONNACK"
+        peer.release.set()
+        assert peer.done.wait(10)
+        assert b"online" in peer.after  # announced once connected
+        assert b"\xe0\x00" not in peer.after  # and then dropped, not disconnected
+        assert wait_for(lambda: not link.connected.is_set(), 5)
+        assert pool.counters.errors == 0, pool.counters.last_error
+    finally:
+        pool.close(timeout=1)
