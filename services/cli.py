@@ -21,7 +21,12 @@ def _settings(args: argparse.Namespace) -> Settings:
 def cmd_up(args: argparse.Namespace) -> int:
     from services.launcher import StartupError, UpOptions, pg_port_from_env, up
 
-    options = UpOptions(homes=args.homes, emulator=not args.no_emulator, seed=args.seed)
+    options = UpOptions(
+        homes=args.homes,
+        emulator=not args.no_emulator,
+        seed=args.seed,
+        incident_rate=args.incident_rate,
+    )
     try:
         return up(_settings(args), pg_port=pg_port_from_env(), options=options)
     except StartupError as exc:
@@ -76,6 +81,8 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from services.launcher import DEMO_INCIDENT_RATE
+
     parser = argparse.ArgumentParser(prog="eldercare", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -84,6 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--homes", type=int, default=10, help="emulated homes (default 10)")
     p.add_argument("--no-emulator", action="store_true", help="start no device emulator")
     p.add_argument("--seed", type=int, default=1, help="emulator seed (default 1)")
+    p.add_argument(
+        "--incident-rate",
+        type=float,
+        default=DEMO_INCIDENT_RATE,
+        help="emulated incidents per home per hour, on the real clock "
+        f"(default {DEMO_INCIDENT_RATE:g}: a demo sees some)",
+    )
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("migrate", help="apply database migrations (ELDERCARE_DATABASE_URL)")

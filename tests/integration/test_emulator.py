@@ -242,3 +242,49 @@ def test_a_dropout_before_connack_waits_until_the_gateway_is_on_the_air():
         assert pool.counters.errors == 0, pool.counters.last_error
     finally:
         pool.close(timeout=1)
+
+
+async def test_registration_is_remembered_and_reused_while_the_registry_has_it(registry, tmp_path):
+    """A second `eldercare up` days later can neither replay the registration (idempotency
+    keys last a day) nor redo it (ids taken): it reuses what the first one kept."""
+    from services.emulator.mqtt import Credentials
+    from services.emulator.register import (
+        RegisteredHome,
+        load_homes,
+        register_or_reuse,
+        save_homes,
+    )
+
+    options = EmulatorOptions(homes=2, seed=4343)
+    token = registry.token("admin", sub="emulator-reuse-test")
+    homes_file = tmp_path / "homes.json"
+    posts: list[str] = []
+
+    async def count(request) -> None:
+        if request.method == "POST":
+            posts.append(request.url.path)
+
+    registry.client.event_hooks["request"].append(count)
+    try:
+        first = await register_or_reuse(
+            options, client=registry.client, token=token, homes_file=homes_file
+        )
+        assert posts and homes_file.exists()
+        posts.clear()
+        again = await register_or_reuse(
+            options, client=registry.client, token=token, homes_file=homes_file
+        )
+        assert again == first and posts == []  # nothing registered twice, nothing replayed
+        # a file naming homes the registry does not have (a reset database): registered
+        fresh = EmulatorOptions(homes=1, seed=4344)
+        (home,) = build_homes(fresh)
+        ghost = RegisteredHome(0, home.gateway_id, "gone", "gone", (), Credentials("x"))
+        save_homes(homes_file, {home.gateway_id: ghost}, seed=4344)
+        posts.clear()
+        real = await register_or_reuse(
+            fresh, client=registry.client, token=token, homes_file=homes_file
+        )
+        assert posts and real[home.gateway_id].elder_id != "gone"
+        assert load_homes(homes_file, seed=4344, homes=1) == real
+    finally:
+        registry.client.event_hooks["request"].remove(count)
