@@ -1,4 +1,4 @@
-"""The `eldercare` command: up, migrate, token, emulate, ingest, broker-config."""
+"""The `eldercare` command: up, migrate, token, secrets, emulate, ingest, broker-config."""
 
 from __future__ import annotations
 
@@ -80,6 +80,19 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_secrets(args: argparse.Namespace) -> int:
+    """Fresh secrets as `.env` lines: one set for the whole deployment, every replica."""
+    import secrets
+
+    from shared.config import SECRETS
+
+    for name in SECRETS:
+        print(f"ELDERCARE_{name.upper()}={secrets.token_urlsafe(32)}")
+    for name in args.extra:
+        print(f"{name}={secrets.token_urlsafe(24)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from services.launcher import DEMO_INCIDENT_RATE
 
@@ -128,6 +141,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ttl", type=int, default=3600, help="seconds")
     p.add_argument("--data-dir")
     p.set_defaults(func=cmd_token)
+
+    p = sub.add_parser(
+        "secrets",
+        help="print fresh secrets (JWT, PII keys) as .env lines for a deployment",
+    )
+    p.add_argument(
+        "--extra",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also a random value for NAME (e.g. ELDERCARE_POSTGRES_PASSWORD); repeatable",
+    )
+    p.set_defaults(func=cmd_secrets)
 
     from services import emulator
     from services.telemetry import broker_config
