@@ -40,8 +40,16 @@ class Settings(BaseSettings):
     jwt_issuer: str = "eldercare"
     jwt_audience: str = "eldercare"
     # Production deployments point these at an OIDC issuer; HS256 with jwt_secret otherwise.
+    # With a JWKS, user tokens are verified against the issuer's keys (`jwt_algorithms`, e.g.
+    # ["RS256"], and `jwt_issuer` = the issuer's `iss`), and the platform's own `service`
+    # tokens (relay → dispatch, …) stay HS256 with jwt_secret, issued as
+    # `jwt_service_issuer`: only that role from that issuer is accepted that way.
     jwt_jwks_url: str | None = None
     jwt_algorithms: list[str] = Field(default_factory=lambda: ["HS256"])
+    jwt_service_issuer: str = "eldercare"
+    jwt_jwks_refresh_s: float = 300.0  # background refresh of the issuer's keys
+    jwt_jwks_timeout_s: float = 5.0
+    jwt_jwks_min_refresh_s: float = 10.0  # an unknown key id refreshes at most this often
 
     # 32-byte keys, base64url. Generated into the data dir when unset (dev only).
     pii_key: str | None = None
