@@ -3,6 +3,7 @@ against real PostgreSQL, with the ids the registry and the MQTT contract allow."
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -91,7 +92,9 @@ async def test_fhir_is_served_on_accept_and_json_stays_the_default(
     assert explicit.headers["content-type"].startswith("application/json")
 
 
-async def test_one_unexportable_reading_is_skipped_and_counted(registry, telemetry, database_url):
+async def test_one_unexportable_reading_is_skipped_and_counted(
+    registry, telemetry, database_url, caplog
+):
     home = await make_home(registry)
     now = datetime.now(UTC)
     await ingest(database_url, msg(home, "vit", "vitals", ts=now - timedelta(minutes=1), spo2=97))
@@ -113,7 +116,16 @@ async def test_one_unexportable_reading_is_skipped_and_counted(registry, telemet
         await conn.close()
     path = f"/v1/elders/{home['elder_id']}/vitals"
     metrics_before = await skipped_total(telemetry)
-    r = await telemetry.get(path, params={"format": "fhir"})
+    with caplog.at_level(logging.DEBUG):
+        r = await telemetry.get(path, params={"format": "fhir"})
+    # the export says it left a reading out, never whose or what: no health data in logs
+    logged = "\n".join(
+        record.getMessage()
+        for record in caplog.records
+        if record.name.startswith(("services", "shared", "sqlalchemy", "uvicorn"))
+    )
+    assert "left out 1 unexportable reading" in logged
+    assert home["elder_id"] not in logged and "fast" not in logged and "97" not in logged
     assert r.status_code == 200, r.text
     bundle = r.json()
     assert_valid_r4(bundle)
