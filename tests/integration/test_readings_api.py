@@ -255,6 +255,21 @@ async def test_bad_cursors_and_windows_are_422(registry, telemetry, database_url
         vitals, params={"since": "2026-01-06T00:00:00Z", "until": "2026-01-05T00:00:00Z"}
     )
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "since"
+    r = await telemetry.get(vitals, params={"until": "0001-01-01T00:00:00Z"})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "until"
+    for edge in ("0001-01-02T00:00:00Z", "9999-12-31T23:59:59+14:00"):
+        r = await telemetry.get(vitals, params={"until": edge, "format": "fhir"})
+        assert r.status_code == 200, (edge, r.text)
+    # past either end of the calendar once in UTC: bad input, never a 500 or 503
+    events = f"/v1/devices/{home['devices']['pir']}/events"
+    for path in (vitals, events):
+        for field, value in (
+            ("until", "9999-12-31T23:59:59-14:00"),
+            ("since", "0001-01-01T00:00:00+14:00"),
+        ):
+            r = await telemetry.get(path, params={field: value})
+            assert r.status_code == 422, (path, field, r.text)
+            assert r.json()["errors"][0]["field"].endswith(field)
 
 
 async def test_openapi_documents_both_vitals_variants_and_pages(telemetry):

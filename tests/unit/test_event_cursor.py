@@ -20,8 +20,8 @@ times = st.datetimes(
 @given(
     kind=st.sampled_from(["vitals", "device"]),
     ts=times,
-    device_id=st.text(max_size=64),
-    msg_id=st.text(min_size=1, max_size=64),
+    device_id=st.text(st.characters(exclude_characters="\x00"), max_size=64),
+    msg_id=st.text(st.characters(exclude_characters="\x00"), min_size=1, max_size=64),
     received_at=st.none() | times,
     skip=st.integers(0, 15),
 )
@@ -47,6 +47,8 @@ def test_no_cursor_is_the_first_page():
         base64.urlsafe_b64encode(b'["vitals",1e400,"d","m",null,0]').decode(),
         base64.urlsafe_b64encode(b'["vitals",99999999999999999999,"d","m",null,0]').decode(),
         cursor.encode(cursor.Position("device", datetime.now(UTC), "d", "m")),  # another list's
+        cursor.encode(cursor.Position("vitals", datetime.now(UTC), "d", "m\x00")),  # NUL
+        cursor.encode(cursor.Position("vitals", datetime.now(UTC), "d" * 65, "m")),
     ],
 )
 def test_anything_else_is_refused_naming_the_cursor(bad):

@@ -69,6 +69,8 @@ def decode(cursor: str | None, kind: str) -> Position | None:
         k, ts, device_id, msg_id, received, skip = orjson.loads(raw)
         if k != kind or not isinstance(device_id, str) or not isinstance(msg_id, str):
             raise ValueError("not a cursor of this list")
+        if len(device_id) > 64 or len(msg_id) > 64 or "\x00" in device_id + msg_id:
+            raise ValueError("not an id the store holds")  # PostgreSQL text has no NUL
         if not isinstance(skip, int) or isinstance(skip, bool) or not 0 <= skip < 16:
             raise ValueError("bad skip")
         if not isinstance(ts, int) or (received is not None and not isinstance(received, int)):

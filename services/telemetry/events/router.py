@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 import orjson
 from fastapi import APIRouter, Path, Query, Request
 from prometheus_client import Counter
-from pydantic import AwareDatetime
+from pydantic import AfterValidator, AwareDatetime
 from starlette.responses import Response
 
 from services.telemetry.events import cursor as cursors
@@ -36,7 +36,17 @@ router = APIRouter(tags=["readings"])
 Reader = ScopedReader
 
 DEFAULT_WINDOW = timedelta(hours=24)
-Instant = AwareDatetime | None  # a time without an offset is refused (422 naming the field)
+
+
+def _utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59-14:00 is past the last representable instant
+        raise ValueError("outside the representable time range") from None
+
+
+# A time with an offset (one without is refused: 422 naming the field), held in UTC.
+Instant = Annotated[AwareDatetime, AfterValidator(_utc)] | None
 FHIR_SKIPPED = Counter(
     "eldercare_fhir_skipped_readings_total",
     "stored readings left out of a FHIR export because they could not be exported",
@@ -70,7 +80,13 @@ def wants_fhir(accept: str | None) -> bool:
 
 def _window(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
     until = until or datetime.now(UTC)
-    since = since or until - DEFAULT_WINDOW
+    try:
+        since = since or until - DEFAULT_WINDOW
+    except OverflowError:  # until at the very start of the calendar
+        raise Unprocessable(
+            T("时间范围无效", "the time window is empty"),
+            errors=[("until", T("太早", "too early for a 24-hour window"))],
+        ) from None
     if since > until:
         raise Unprocessable(
             T("时间范围无效", "the time window is empty"),
