@@ -18,9 +18,11 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+import orjson
+import paho.mqtt.client as mqtt
 import pytest
 
-from shared.embedded import free_port, temp_dir
+from shared.embedded import EmbeddedBroker, free_port, temp_dir
 
 EXE = [sys.executable, "-m", "services.cli"]
 
@@ -183,6 +185,45 @@ def test_up_serves_the_demo_district_and_stops_cleanly(data_dir):
     assert not (data_dir / "pg" / "postmaster.pid").exists(), "PostgreSQL left running"
     # a second start reuses the data and creates nothing twice, and its readings are fresh
     assert _up_once(env) == first
+
+
+def test_a_backlog_for_the_emulated_homes_waits_for_their_registration(data_dir):
+    """A broker already running (a system Mosquitto on 1883) keeps the ingest's persistent
+    session across `eldercare up` runs, with what the last run's homes published after the
+    ingest stopped. On a fresh database those devices exist again only once the emulator has
+    registered them (same seed, same ids): an ingest started first dead-letters the backlog
+    as `unknown_device` and, through its negative cache, the first fresh readings too."""
+    broker = EmbeddedBroker(data_dir / "broker", prefer="mosquitto")
+    if broker.kind != "mosquitto":
+        pytest.skip("needs a broker that queues for an offline persistent session (Mosquitto)")
+    broker.start()
+    try:
+        session = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id="eldercare-up-ingest", clean_session=False
+        )
+        subscribed = threading.Event()
+        session.on_subscribe = lambda *a: subscribed.set()
+        session.connect("127.0.0.1", broker.port)
+        session.loop_start()
+        session.subscribe("$share/ingest/eldercare/v1/#", qos=1)
+        assert subscribed.wait(10)
+        session.disconnect()
+        session.loop_stop()
+        publisher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="last-run-home")
+        publisher.connect("127.0.0.1", broker.port)
+        publisher.loop_start()
+        gateway = "emu1-h0000-gw"  # what seed 1's first home is called in every run
+        for i in range(20):
+            body = {"msg_id": f"last-run-{i}", "ts": datetime.now(UTC).isoformat(), "battery": 90}
+            publisher.publish(
+                f"eldercare/v1/{gateway}/{gateway}/heartbeat", orjson.dumps(body), qos=1
+            ).wait_for_publish(10)
+        publisher.disconnect()
+        publisher.loop_stop()
+        env = {**_env(data_dir / "up"), "ELDERCARE_MQTT_URL": broker.url}
+        assert _up_once(env) == {"elders": 6, "gateways": 2}  # no unknown_device in it
+    finally:
+        broker.stop()
 
 
 def test_up_names_the_variable_when_a_port_is_taken(tmp_path):
