@@ -1,4 +1,5 @@
-"""The `eldercare` command: up, migrate, token, emulate, ingest, broker-config, policy, subsidy."""
+"""The `eldercare` command: up, migrate, token, secrets, emulate, ingest, broker-config, policy,
+subsidy."""
 
 from __future__ import annotations
 
@@ -21,7 +22,12 @@ def _settings(args: argparse.Namespace) -> Settings:
 def cmd_up(args: argparse.Namespace) -> int:
     from services.launcher import StartupError, UpOptions, pg_port_from_env, up
 
-    options = UpOptions(homes=args.homes, emulator=not args.no_emulator, seed=args.seed)
+    options = UpOptions(
+        homes=args.homes,
+        emulator=not args.no_emulator,
+        seed=args.seed,
+        incident_rate=args.incident_rate,
+    )
     try:
         return up(_settings(args), pg_port=pg_port_from_env(), options=options)
     except StartupError as exc:
@@ -75,7 +81,22 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_secrets(args: argparse.Namespace) -> int:
+    """Fresh secrets as `.env` lines: one set for the whole deployment, every replica."""
+    import secrets
+
+    from shared.config import SECRETS
+
+    for name in SECRETS:
+        print(f"ELDERCARE_{name.upper()}={secrets.token_urlsafe(32)}")
+    for name in args.extra:
+        print(f"{name}={secrets.token_urlsafe(24)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from services.launcher import DEMO_INCIDENT_RATE
+
     parser = argparse.ArgumentParser(prog="eldercare", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -84,6 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--homes", type=int, default=10, help="emulated homes (default 10)")
     p.add_argument("--no-emulator", action="store_true", help="start no device emulator")
     p.add_argument("--seed", type=int, default=1, help="emulator seed (default 1)")
+    p.add_argument(
+        "--incident-rate",
+        type=float,
+        default=DEMO_INCIDENT_RATE,
+        help="emulated incidents per home per hour, on the real clock "
+        f"(default {DEMO_INCIDENT_RATE:g}: a demo sees some)",
+    )
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("migrate", help="apply database migrations (ELDERCARE_DATABASE_URL)")
@@ -114,6 +142,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ttl", type=int, default=3600, help="seconds")
     p.add_argument("--data-dir")
     p.set_defaults(func=cmd_token)
+
+    p = sub.add_parser(
+        "secrets",
+        help="print fresh secrets (JWT, PII keys) as .env lines for a deployment",
+    )
+    p.add_argument(
+        "--extra",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also a random value for NAME (e.g. ELDERCARE_POSTGRES_PASSWORD); repeatable",
+    )
+    p.set_defaults(func=cmd_secrets)
 
     from services import emulator
     from services.telemetry import broker_config

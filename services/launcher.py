@@ -1,5 +1,13 @@
 """`eldercare up`: embedded PostgreSQL and broker (unless configured), migrations, demo seed,
-one uvicorn process per service; Ctrl-C stops everything, the database included."""
+one uvicorn process per service; Ctrl-C stops everything, the database included.
+
+The order matters for the emulator: its homes are registered (or found again, see
+``services.emulator.register``) once the registry answers and *before* the ingest starts, and
+the emulator publishes only once the ingest is subscribed — so no message ever names a
+device the ingest cannot find, and none is published into a broker nobody listens to yet.
+What `up` emulates runs on the wall clock (readings stamped now, as a home's would be); a
+demo sees incidents often because their *rate* is raised, never the clock.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +17,9 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlparse
 
 from shared.config import Settings
@@ -24,11 +34,19 @@ SERVICES = {
 }
 
 
+# Incidents per emulated home per hour under `up`: a home has one every 10 minutes, so ten
+# homes give the duty desk an emergency every few minutes to look at. (The emulator's own
+# default, 0.05, is a plausible real rate: nothing would happen during a demo.)
+DEMO_INCIDENT_RATE = 6.0
+INGEST_SUBSCRIBED_TIMEOUT_S = 30.0
+
+
 @dataclass(frozen=True)
 class UpOptions:
     homes: int = 10
     emulator: bool = True
     seed: int = 1
+    incident_rate: float = DEMO_INCIDENT_RATE
 
 
 class StartupError(RuntimeError):
@@ -107,6 +125,8 @@ def up(settings: Settings, *, pg_port: int, options: UpOptions | None = None) ->
     stack = Stack(settings, processes={})
     for name in SERVICES:
         _require_free(getattr(settings, f"{name}_port"), f"ELDERCARE_{name.upper()}_PORT")
+    if settings.ingest_metrics_port:
+        _require_free(settings.ingest_metrics_port, "ELDERCARE_INGEST_METRICS_PORT")
     try:
         database_url = _database(settings, stack, pg_port)
         mqtt_url = _broker(settings, stack)
@@ -145,12 +165,14 @@ def up(settings: Settings, *, pg_port: int, options: UpOptions | None = None) ->
             wait_for_port(
                 getattr(settings, f"{name}_port"), timeout=60, process=stack.processes[name]
             )
+        homes_file = settings.data_dir.resolve() / "emulator" / f"homes-seed{options.seed}.json"
+        emulating = options.emulator and _register_homes(settings, options, homes_file)
         cli = [sys.executable, "-m", "services.cli"]
         stack.processes["ingest"] = subprocess.Popen(
             [*cli, "ingest", "--client-id", "eldercare-up-ingest"], env=env
         )
-        if options.emulator:
-            # Registers its homes through the registry (idempotently, by seed), then publishes.
+        if emulating:
+            _wait_subscribed(settings, stack.processes["ingest"])
             stack.processes["emulator"] = subprocess.Popen(
                 [
                     *cli,
@@ -159,7 +181,12 @@ def up(settings: Settings, *, pg_port: int, options: UpOptions | None = None) ->
                     str(options.homes),
                     "--seed",
                     str(options.seed),
-                    "--register",
+                    "--homes-file",
+                    str(homes_file),
+                    "--speed",
+                    "1",
+                    "--incident-rate",
+                    str(options.incident_rate),
                     "--quiet",
                 ],
                 env=env,
@@ -170,8 +197,11 @@ def up(settings: Settings, *, pg_port: int, options: UpOptions | None = None) ->
             url = settings.service_url(name)
             print(f"  {name:<10} {url}   docs: {url}/docs")
         print("  ingest     worker running (MQTT → PostgreSQL → alerts)")
-        if options.emulator:
-            print(f"  emulator   {options.homes} homes (seed {options.seed})")
+        if emulating:
+            print(
+                f"  emulator   {options.homes} homes (seed {options.seed}), real time, "
+                f"{options.incident_rate:g} incidents per home per hour"
+            )
         print(f"  database   {_redacted(database_url)}")
         print(f"  mqtt       {_redacted(mqtt_url)}")
         print(f"\nadmin token (30 days):\n  {token}\n")
@@ -190,6 +220,53 @@ def up(settings: Settings, *, pg_port: int, options: UpOptions | None = None) ->
     except BaseException:
         stack.stop()
         raise
+
+
+def _register_homes(settings: Settings, options: UpOptions, homes_file: Path) -> bool:
+    """Register the emulator's homes through the registry API (or find them again); False
+    (and one line saying why) when that fails: the emulator is optional, the rest runs."""
+    from services.emulator.cli import register
+    from services.emulator.options import EmulatorOptions
+    from services.emulator.register import RegistrationError
+
+    emulated = EmulatorOptions(
+        homes=options.homes, seed=options.seed, registry_url=settings.service_url("registry")
+    )
+    print(f"· registering {options.homes} emulated homes")
+    try:
+        asyncio.run(register(emulated, settings, homes_file=homes_file))
+    except (RegistrationError, OSError, ValueError) as exc:
+        print(f"emulator not started: registration failed: {exc}", file=sys.stderr)
+        return False
+    return True
+
+
+def _wait_subscribed(settings: Settings, ingest: subprocess.Popen) -> None:
+    """Until the ingest's links are subscribed (its /metrics says so), bounded: messages
+    published before would reach no one on a broker that has no session for it yet."""
+    if not settings.ingest_metrics_port:
+        return
+    url = f"http://127.0.0.1:{settings.ingest_metrics_port}/metrics"
+    deadline = time.monotonic() + INGEST_SUBSCRIBED_TIMEOUT_S
+    while time.monotonic() < deadline and ingest.poll() is None:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if ingest_subscribed(r.read().decode()):
+                    return
+        except OSError:
+            pass  # not listening yet
+        time.sleep(0.1)
+    print("· the ingest has not confirmed its subscription; starting the emulator anyway")
+
+
+def ingest_subscribed(metrics: str) -> bool:
+    """Both links (bulk, urgent) report ``eldercare_ingest_subscribed 1``."""
+    links = {}
+    for line in metrics.splitlines():
+        if line.startswith("eldercare_ingest_subscribed{"):
+            labels, _, value = line.rpartition(" ")
+            links[labels] = float(value)
+    return len(links) >= 2 and all(v == 1.0 for v in links.values())
 
 
 def _supervise(stack: Stack) -> int:

@@ -18,10 +18,26 @@ SERVICE_PORTS = {"registry": 8001, "subsidy": 8002, "dispatch": 8003, "telemetry
 # shed by the broker — blind to emergencies — instead of by the worker.
 MQTT_MAX_INFLIGHT = 10_000
 
+# Deployments where a missing secret may be generated into the data dir. Anywhere else a
+# generated secret is a bug waiting: each replica would make its own, and none could read
+# another's ciphertexts or accept another's tokens.
+DEV_ENVIRONMENTS = frozenset({"development", "dev", "test"})
+SECRETS = ("jwt_secret", "pii_key", "pii_hash_key")
+# Placeholders from deploy/ templates: refused outside development.
+PLACEHOLDER_MARKERS = ("change_me", "dev-only", "changeme")
+MIN_SECRET_CHARS = 32
+
+
+class MissingSecret(RuntimeError):
+    """A deployment that is not a developer's machine lacks a secret (or has a placeholder)."""
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ELDERCARE_", extra="ignore")
 
+    # `development` (default: `eldercare up`, tests) generates missing secrets into the data
+    # dir; anything else (`production`, `staging`, …) refuses to start without explicit ones.
+    env: str = "development"
     data_dir: Path = Path(".data")
     database_url: str | None = None
     mqtt_url: str | None = None
@@ -31,8 +47,16 @@ class Settings(BaseSettings):
     jwt_issuer: str = "eldercare"
     jwt_audience: str = "eldercare"
     # Production deployments point these at an OIDC issuer; HS256 with jwt_secret otherwise.
+    # With a JWKS, user tokens are verified against the issuer's keys (`jwt_algorithms`, e.g.
+    # ["RS256"], and `jwt_issuer` = the issuer's `iss`), and the platform's own `service`
+    # tokens (relay → dispatch, …) stay HS256 with jwt_secret, issued as
+    # `jwt_service_issuer`: only that role from that issuer is accepted that way.
     jwt_jwks_url: str | None = None
     jwt_algorithms: list[str] = Field(default_factory=lambda: ["HS256"])
+    jwt_service_issuer: str = "eldercare"
+    jwt_jwks_refresh_s: float = 300.0  # background refresh of the issuer's keys
+    jwt_jwks_timeout_s: float = 5.0
+    jwt_jwks_min_refresh_s: float = 10.0  # an unknown key id refreshes at most this often
 
     # 32-byte keys, base64url. Generated into the data dir when unset (dev only).
     pii_key: str | None = None
@@ -92,11 +116,40 @@ class Settings(BaseSettings):
             return explicit.rstrip("/")
         return f"http://127.0.0.1:{getattr(self, f'{service}_port')}"
 
-    def secret(self, name: str) -> str:
-        """A secret from the environment, else one generated once into the data dir.
+    @property
+    def is_dev(self) -> bool:
+        return self.env.strip().lower() in DEV_ENVIRONMENTS
 
-        Generated secrets let `eldercare up` work from a fresh clone; production sets them.
+    def check_secrets(self) -> None:
+        """Outside development: every secret set explicitly, none a template placeholder or
+        short. Raises ``MissingSecret`` naming the variables at fault."""
+        if self.is_dev:
+            return
+        problems = []
+        for name in SECRETS:
+            value = getattr(self, name) or ""
+            variable = f"ELDERCARE_{name.upper()}"
+            if not value:
+                problems.append(f"{variable} is not set")
+            elif any(marker in value.lower() for marker in PLACEHOLDER_MARKERS):
+                problems.append(f"{variable} is a template placeholder")
+            elif len(value) < MIN_SECRET_CHARS:
+                problems.append(f"{variable} is shorter than {MIN_SECRET_CHARS} characters")
+        if problems:
+            raise MissingSecret(
+                f"ELDERCARE_ENV={self.env} needs explicit secrets, shared by every replica: "
+                + "; ".join(problems)
+                + " (generate them with `eldercare secrets`; see deploy/README.md)"
+            )
+
+    def secret(self, name: str) -> str:
+        """A secret from the environment; in development only, one generated once into the
+        data dir (so `eldercare up` works from a fresh clone).
+
+        Outside development a missing or placeholder secret raises ``MissingSecret``: the
+        service refuses to start rather than run with a key no other replica has.
         """
+        self.check_secrets()
         value = getattr(self, name)
         if value:
             return value

@@ -265,13 +265,8 @@ class EmbeddedBroker:
         if self.kind == "mosquitto":
             cmd = [self.mosquitto, "-c", str(self._mosquitto_config())]
         else:
-            cmd = [
-                sys.executable,
-                "-m",
-                "amqtt.scripts.broker_script",
-                "-c",
-                str(self._amqtt_config()),
-            ]
+            # amqtt's broker with its retained-delivery fix (see shared/amqtt_broker.py)
+            cmd = [sys.executable, "-m", "shared.amqtt_broker", str(self._amqtt_config())]
         self.process = subprocess.Popen(
             cmd, stdout=log_file, stderr=log_file, start_new_session=True
         )

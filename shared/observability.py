@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import logging
 import sys
@@ -16,6 +17,12 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import i18n
+
+log = logging.getLogger(__name__)
+
+# A readiness probe must answer before the orchestrator's own timeout (k8s: 1 s by default is
+# tight, 10 s periods): a check that hangs is reported as `timeout`, not waited for.
+READY_CHECK_TIMEOUT_S = 3.0
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
@@ -114,6 +121,20 @@ class ObservabilityMiddleware:
 ReadyCheck = Callable[[Request], Awaitable[None]]
 
 
+async def run_check(name: str, check: ReadyCheck, request: Request) -> str:
+    """``ok``, ``timeout`` or ``unavailable`` — a short, stable word for the probe's body;
+    what went wrong (exception and text, which may name hosts and users) goes to the log."""
+    try:
+        await asyncio.wait_for(check(request), READY_CHECK_TIMEOUT_S)
+    except TimeoutError:
+        log.warning("readiness check %r timed out after %.1fs", name, READY_CHECK_TIMEOUT_S)
+        return "timeout"
+    except Exception:  # readiness reports failures, it never raises
+        log.warning("readiness check %r failed", name, exc_info=True)
+        return "unavailable"
+    return "ok"
+
+
 def health_router(checks: dict[str, ReadyCheck]) -> APIRouter:
     router = APIRouter(tags=["ops"])
 
@@ -121,17 +142,16 @@ def health_router(checks: dict[str, ReadyCheck]) -> APIRouter:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @router.get("/readyz", summary="Readiness: dependencies answer")
+    @router.get(
+        "/readyz",
+        summary="Readiness: dependencies answer (`checks`: `ok`, `unavailable` or `timeout` "
+        "each; details are in the service's log)",
+    )
     async def readyz(request: Request) -> Response:
-        results: dict[str, str] = {}
-        ok = True
-        for name, check in checks.items():
-            try:
-                await check(request)
-                results[name] = "ok"
-            except Exception as exc:  # readiness reports failures, it never raises
-                ok = False
-                results[name] = f"error: {type(exc).__name__}: {exc}"[:200]
+        names = list(checks)
+        outcomes = await asyncio.gather(*(run_check(n, checks[n], request) for n in names))
+        results = dict(zip(names, outcomes, strict=True))
+        ok = all(outcome == "ok" for outcome in outcomes)
         body = {"status": "ok" if ok else "unavailable", "checks": results}
         return Response(
             orjson.dumps(body), status_code=200 if ok else 503, media_type="application/json"

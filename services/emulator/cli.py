@@ -6,8 +6,10 @@ import argparse
 import asyncio
 import sys
 from datetime import datetime
+from pathlib import Path
 
 from services.emulator.incidents import KINDS
+from services.emulator.mqtt import Credentials
 from services.emulator.options import LOCAL_TZ, EmulatorOptions
 from shared.config import Settings, get_settings
 
@@ -18,7 +20,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--homes", type=int, default=10, help="number of homes (default 10)")
     add("--seed", type=int, default=1, help="same seed, same homes and messages (default 1)")
     add("--rate", type=float, help="fixed total messages/s for load tests (default: --speed)")
-    add("--speed", type=float, default=60.0, help="simulated seconds per real second (60)")
+    add(
+        "--speed",
+        type=float,
+        default=1.0,
+        help="simulated seconds per real second (default 1: real time). Faster clocks stamp "
+        "readings in the future: for load tests and offline generation only",
+    )
     add("--duration", type=float, help="stop after this many real seconds")
     add("--batch", action="store_true", help="gateways batch non-urgent messages")
     add(
@@ -43,6 +51,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add("--start", type=datetime.fromisoformat, help="simulated start, ISO 8601 (default now)")
     add("--register", action="store_true", help="create the homes through the registry API")
+    add(
+        "--homes-file",
+        type=Path,
+        help="keep the registered homes (ids, MQTT credentials) here and reuse them while the "
+        "registry still has them; without --register, connect with the credentials in it",
+    )
     add("--registry-url", help="registry base URL (default from settings)")
     add("--token", help="admin bearer token for --register (default: minted locally)")
     add("--mqtt-url", help="mqtt://[user:pass@]host:port (default from settings)")
@@ -85,13 +99,26 @@ def run(args: argparse.Namespace) -> int:
         print(f"eldercare emulate: {exc}", file=sys.stderr)
         return 2
     credentials = None
+    homes_file = getattr(args, "homes_file", None)
     if options.register:
         try:
-            credentials = asyncio.run(_register(options, settings))
+            credentials = asyncio.run(register(options, settings, homes_file=homes_file))
         except (RegistrationError, OSError, ValueError) as exc:
             print(f"eldercare emulate: registration failed: {exc}", file=sys.stderr)
             return 2
         print(f"registered {len(credentials)} homes at {options.registry_url}", file=sys.stderr)
+    elif homes_file is not None:
+        from services.emulator.register import load_homes
+
+        homes = load_homes(homes_file, seed=options.seed, homes=options.homes)
+        if homes is None:
+            print(
+                f"eldercare emulate: no homes for seed {options.seed} in {homes_file}",
+                file=sys.stderr,
+            )
+            return 2
+        credentials = {gw: home.credentials for gw, home in homes.items()}
+    if credentials is not None:
         from services.emulator import handsets
 
         handsets.start_in_thread(options, settings)  # caregivers' handsets talk to dispatch
@@ -105,14 +132,17 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _register(options: EmulatorOptions, settings: Settings):
+async def register(
+    options: EmulatorOptions, settings: Settings, *, homes_file: Path | None = None
+) -> dict[str, Credentials]:
+    """Register (or find again) the homes of ``options``; their gateways' MQTT credentials."""
     import httpx
 
-    from services.emulator.register import register_homes
+    from services.emulator.register import register_or_reuse
     from shared.auth import TokenCodec
 
     # A stable subject: the registry remembers idempotency keys per caller.
     token = options.token or TokenCodec(settings).issue(role="admin", sub="emulator")
     async with httpx.AsyncClient(base_url=options.registry_url, timeout=30) as client:
-        homes = await register_homes(options, client=client, token=token)
+        homes = await register_or_reuse(options, client=client, token=token, homes_file=homes_file)
     return {gw: home.credentials for gw, home in homes.items()}

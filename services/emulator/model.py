@@ -51,10 +51,27 @@ class Device:
     role: str
     battery: float = 100.0
     counter: int = 0
+    # Names the run, so that a restarted emulator never repeats a message id the ingest has
+    # already seen (it would drop the new reading as a redelivery for its whole dedup window).
+    run: str = ""
 
     def next_msg_id(self) -> str:
         self.counter += 1
+        if self.run:
+            return f"{self.device_id}-{self.run}-{self.counter}"
         return f"{self.device_id}-{self.counter}"
+
+
+def run_tag(start: datetime) -> str:
+    """A short, stable name for a run started at ``start`` (base-36 epoch seconds)."""
+    n = int(start.timestamp())
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        n, r = divmod(n, 36)
+        out = digits[r] + out
+        if n == 0:
+            return out
 
 
 @dataclass(frozen=True)
@@ -187,7 +204,8 @@ class HomeSim:
         self._plan_day(local.date() - timedelta(days=1))
         for role in self.home.devices:
             phase = self.life.uniform(0, self.options.heartbeat_s)
-            self.schedule(self.now + phase, self._heartbeat, role)
+            # a gateway reports as soon as it is on the air; its sensors in their own phase
+            self.schedule(self.now + (0.0 if role == "gateway" else phase), self._heartbeat, role)
         self.schedule(self.now + self.life.uniform(0, self.options.vitals_s), self._radar)
         self.schedule(self.now + self.life.uniform(60, 400), self._pir_tick)
         for k, kind in enumerate(self.options.force_incidents):

@@ -67,6 +67,9 @@ class Link:
         self.connected = threading.Event()
         self.wanted = False  # should be connected (False after a dropout, until reconnect)
         self.ever_connected = False
+        # A dropout asked for before CONNACK: a gateway drops off the air only once it is on it.
+        self.drop_pending = False
+        self.dropping = False  # our own dropout in progress: not an error, no retry
         self.status_topic = status_topic(gateway_id)
         self.status_mids: set[int] = set()  # our own status publishes: not counted as sent
         c = mqtt.Client(
@@ -102,10 +105,12 @@ class Link:
         self._status(b"online")
         self.ever_connected = True
         self.connected.set()
+        if self.drop_pending:
+            self.pool.call(self._drop)  # not from inside paho's loop_read
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.connected.clear()
-        if self.wanted:  # not a dropout or a shutdown we asked for
+        if self.wanted and not self.dropping:  # not a dropout or a shutdown we asked for
             self.pool.counters.add("errors", error=f"{self.gateway_id}: lost ({reason_code})")
             self.pool.later(RETRY_S, self._connect)
 
@@ -138,10 +143,25 @@ class Link:
     def _drop(self) -> None:
         sock = self.client.socket()
         if sock is None:
+            self.drop_pending = False
             return
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)  # FIN without DISCONNECT: the will fires
-        self.client.loop_read()  # paho sees EOF, closes and forgets the socket
+        if not self.connected.is_set():
+            # Still waiting for CONNACK (a loaded broker, a dropout forced at the start):
+            # dropping now would cut a connection that never was, and no will would fire.
+            self.drop_pending = True
+            return
+        self.drop_pending = False
+        if self.client.want_write():
+            self.client.loop_write()  # what the gateway sent before it fell silent is sent
+        self.dropping = True
+        try:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # FIN without DISCONNECT: the will fires
+            self.client.loop_read()  # paho sees EOF, closes and forgets the socket
+        finally:
+            self.dropping = False
+        if self.wanted:  # the reconnect was asked for while the dropout waited for CONNACK
+            self.pool.later(0.0, self._connect)
 
     def _goodbye(self) -> None:
         if self.client.socket() is not None:

@@ -19,7 +19,9 @@ class EmulatorOptions:
     # None: simulated time runs at ``speed`` × real time. A number: exactly that many
     # messages per second in total, whatever the simulated clock says.
     rate: float | None = None
-    speed: float = 60.0
+    # Real time by default: readings are stamped with the wall clock, as a home's would be.
+    # A faster clock stamps them in the future (load tests, offline generation only).
+    speed: float = 1.0
     duration: float | None = None  # real seconds; None runs until interrupted
     batch: bool = False
     incident_rate: float = 0.05  # per home per simulated hour

@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from dataclasses import dataclass
+import json
+import os
+from dataclasses import asdict, dataclass
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 
-from services.emulator.model import Home, build_homes, rng_for
+from services.emulator.model import Home, build_homes, home_prefix, rng_for
 from services.emulator.mqtt import Credentials
 from services.emulator.options import EmulatorOptions
 from shared.ids import credit_code_check_char
@@ -191,3 +194,86 @@ async def _register_home(
         device_ids=tuple(sorted(home.device_ids())),
         credentials=credentials,
     )
+
+
+# --- remembered registrations --------------------------------------------------------------
+# The registry shows a gateway's MQTT password once, and keeps idempotency keys for a day: a
+# second `eldercare up` a week later can neither replay the first registration nor create the
+# homes again (their ID numbers and device ids are taken). So the first registration is kept
+# in the data dir (mode 0600: it holds the gateways' passwords) and reused while the registry
+# still has those gateways.
+
+
+def save_homes(path: Path, homes: dict[str, RegisteredHome], *, seed: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = {
+        "seed": seed,
+        "homes": [
+            {**asdict(h), "device_ids": list(h.device_ids), "credentials": asdict(h.credentials)}
+            for h in homes.values()
+        ],
+    }
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(body, fh, ensure_ascii=False, indent=1)
+    os.replace(tmp, path)
+
+
+def load_homes(path: Path, *, seed: int, homes: int) -> dict[str, RegisteredHome] | None:
+    """The homes registered earlier for this seed, ``None`` if the file is missing, for
+    another seed or fewer homes, or unreadable."""
+    try:
+        body = json.loads(path.read_text())
+        if body.get("seed") != seed:
+            return None
+        found = {}
+        for h in body["homes"]:
+            home = RegisteredHome(
+                index=h["index"],
+                gateway_id=h["gateway_id"],
+                elder_id=h["elder_id"],
+                bed_id=h["bed_id"],
+                device_ids=tuple(h["device_ids"]),
+                credentials=Credentials(**h["credentials"]),
+            )
+            found[home.gateway_id] = home
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    wanted = {f"{home_prefix(seed, i)}-gw" for i in range(homes)}
+    if not wanted <= set(found):
+        return None
+    return {gw: found[gw] for gw in sorted(wanted)}
+
+
+async def still_registered(
+    homes: dict[str, RegisteredHome], *, client: httpx.AsyncClient, token: str
+) -> bool:
+    """True when the registry still knows every remembered gateway (a reset database does
+    not)."""
+    headers = {"Authorization": f"Bearer {token}"}
+    for gateway_id in homes:
+        r = await client.get(f"/v1/devices/{gateway_id}", headers=headers)
+        if r.status_code == 404:
+            return False
+        if r.status_code != 200:
+            raise RegistrationError(f"GET /v1/devices/{gateway_id} → {r.status_code}")
+    return True
+
+
+async def register_or_reuse(
+    options: EmulatorOptions,
+    *,
+    client: httpx.AsyncClient,
+    token: str,
+    homes_file: Path | None,
+) -> dict[str, RegisteredHome]:
+    """The homes of ``options``, registered now or remembered from an earlier run."""
+    if homes_file is not None:
+        known = load_homes(homes_file, seed=options.seed, homes=options.homes)
+        if known is not None and await still_registered(known, client=client, token=token):
+            return known
+    homes = await register_homes(options, client=client, token=token)
+    if homes_file is not None:
+        save_homes(homes_file, homes, seed=options.seed)
+    return homes

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from operator import attrgetter
 from typing import Any, NamedTuple
 
-from services.emulator.model import Home, HomeSim, Reading, build_homes, rng_for
+from services.emulator.model import Home, HomeSim, Reading, build_homes, rng_for, run_tag
 from services.emulator.options import EmulatorOptions
 from services.emulator.payloads import (
     batch_topic,
@@ -61,6 +61,8 @@ class GatewayStream:
 
     def __init__(self, home: Home, options: EmulatorOptions) -> None:
         self.home, self.options = home, options
+        for device in home.devices.values():
+            device.run = run_tag(options.start)
         self.sim = HomeSim(home, options)
         self.gw = home.gateway_id
         self.junk = rng_for(home.seed, home.index, "garbage")

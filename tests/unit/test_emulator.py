@@ -374,7 +374,84 @@ def test_cli_arguments_become_options():
     assert o.registry_url == "http://127.0.0.1:18001"
     assert o.start.isoformat() == "2026-11-26T08:00:00+08:00" and not o.progress
     defaults = options_from_args(parser.parse_args([]), Settings(mqtt_url="mqtt://b:1884"))
-    assert (defaults.homes, defaults.seed, defaults.speed, defaults.rate) == (10, 1, 60, None)
+    # real time by default: readings stamped with the wall clock, never hours ahead
+    assert (defaults.homes, defaults.seed, defaults.speed, defaults.rate) == (10, 1, 1, None)
     assert defaults.mqtt_url == "mqtt://b:1884" and defaults.start.tzinfo is not None
     with pytest.raises(SystemExit):
         parser.parse_args(["--force-incident", "meteor"])
+
+
+# --- real time and restarts ----------------------------------------------------------------
+
+
+def _msg_ids(options: EmulatorOptions, n: int) -> set[tuple[str, str]]:
+    ids = set()
+    for p in take(options, n):
+        if p.kind == "event":
+            ids.add((p.topic.split("/")[3], json.loads(p.payload)["msg_id"]))
+    return ids
+
+
+def test_a_restarted_run_never_repeats_a_message_id():
+    """The ingest drops a (device, msg_id) it has seen as a redelivery for days: a restart
+    of the emulator (same seed, later start) must use fresh ids, a replay of the same run
+    the same ones."""
+    first = _msg_ids(BASE, 500)
+    assert _msg_ids(BASE, 500) == first  # deterministic
+    later = replace(BASE, start=BASE.start + timedelta(minutes=3))
+    assert first and not first & _msg_ids(later, 500)
+    assert all(len(m) <= 64 for _, m in first)
+
+
+def test_the_default_clock_is_real_time_and_gateways_report_at_once():
+    options = replace(EmulatorOptions(homes=2), garbage_rate=0)
+    assert options.speed == 1
+    start = options.start.timestamp()
+    first = {}
+    for p in take(options, 200):
+        if p.kind == "event" and p.topic.endswith("/heartbeat"):
+            first.setdefault(p.topic.split("/")[3], p.at)
+    gateways = {h.gateway_id for h in build_homes(options)}
+    assert gateways <= set(first)
+    assert all(first[gw] == start for gw in gateways)  # at power-on, not up to a minute later
+
+
+def test_registered_homes_are_kept_privately_and_read_back(tmp_path):
+    import os
+    import stat
+
+    from services.emulator.mqtt import Credentials
+    from services.emulator.register import RegisteredHome, load_homes, save_homes
+
+    homes = {
+        h.gateway_id: RegisteredHome(
+            index=h.index,
+            gateway_id=h.gateway_id,
+            elder_id=f"elder-{h.index}",
+            bed_id=f"bed-{h.index}",
+            device_ids=tuple(sorted(h.device_ids())),
+            credentials=Credentials(h.gateway_id, h.gateway_id, "s3cret"),
+        )
+        for h in build_homes(EmulatorOptions(homes=3, seed=5))
+    }
+    path = tmp_path / "emulator" / "homes.json"
+    save_homes(path, homes, seed=5)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600  # it holds MQTT passwords
+    assert load_homes(path, seed=5, homes=3) == homes
+    assert list(load_homes(path, seed=5, homes=2)) == list(homes)[:2]
+    assert load_homes(path, seed=5, homes=4) is None  # a home was never registered
+    assert load_homes(path, seed=6, homes=3) is None
+    assert load_homes(tmp_path / "missing.json", seed=5, homes=3) is None
+    path.write_text("{not json")
+    assert load_homes(path, seed=5, homes=3) is None
+
+
+def test_up_waits_for_both_ingest_links():
+    from services.launcher import ingest_subscribed
+
+    bulk = 'eldercare_ingest_subscribed{link="bulk"} 1.0'
+    urgent = 'eldercare_ingest_subscribed{link="urgent"} 1.0'
+    assert ingest_subscribed(f"# HELP x\n{bulk}\n{urgent}\n")
+    assert not ingest_subscribed(f"{bulk}\n")
+    assert not ingest_subscribed(f"{bulk}\n{urgent.replace('1.0', '0.0')}\n")
+    assert not ingest_subscribed("")

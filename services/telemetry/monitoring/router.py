@@ -61,9 +61,15 @@ async def set_visit_mode(
     elder_id: uuid.UUID, body: VisitModeIn, session: SessionDep, principal: Principal = VisitSetter
 ) -> VisitModeRead:
     await scoping.require_elder(session, principal, elder_id)
+    staff = await service.visit_staff(
+        session=session,
+        principal=principal,
+        elder_id=elder_id,
+        staff_id=body.staff_id,
+        active=body.active,
+    )
     if not body.active:
         return await service.end_visit(session=session, elder_id=elder_id)
-    staff = body.staff_id or (principal.staff if principal.role is Role.caregiver else None)
     return await service.start_visit(
         session=session, elder_id=elder_id, staff_id=staff, visit_ref=body.visit_ref
     )
