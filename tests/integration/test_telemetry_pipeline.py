@@ -440,6 +440,10 @@ async def test_an_unreadable_emergency_raises_unprocessed_emergency_with_its_dea
     )
     assert alert["severity"] == "critical" and str(alert["elder_id"]) == home["elder_id"]
     assert orjson.loads(alert["details"])["dead_letter_id"] == dead["id"]
+    # the home is known, so a caregiver is sent as for a readable emergency
+    handoff = await conn.fetchrow("SELECT * FROM telemetry.outbox WHERE alert_id = $1", alert["id"])
+    assert handoff["path"] == "/v1/dispatches"
+    assert orjson.loads(handoff["body"])["kind"] == "unprocessed_emergency"
 
 
 async def test_a_refused_fall_inside_a_batch_is_alerted_too(registry, conn):
@@ -501,6 +505,10 @@ async def test_an_emergency_nobody_can_be_attributed_to_is_kept_and_alerted(conn
     )
     assert alert["severity"] == "critical" and alert["elder_id"] is None
     assert orjson.loads(alert["details"])["dead_letter_id"] == dead["id"]
+    # no home to send anyone to: the duty desk has it (dispatch could only refuse it)
+    assert not await conn.fetchval(
+        "SELECT count(*) FROM telemetry.outbox WHERE alert_id = $1", alert["id"]
+    )
 
 
 async def test_the_safety_net_copy_is_a_labelled_duplicate_and_adds_no_second_dead_letter(

@@ -30,6 +30,15 @@ from shared.db import new_id
 NOTIFY_CHANNEL = "telemetry_alerts"
 OUTBOX_CHANNEL = "telemetry_outbox"
 DISPATCHED_KINDS = frozenset({"emergency", "fall"})
+# A possible emergency the ingest could not read or attribute to a device is still sent to
+# a person when its home is known (the gateway's elder): dispatch offers it like the others.
+DISPATCHED_WHEN_ATTRIBUTED = frozenset({"unprocessed_emergency", "unknown_device_emergency"})
+
+
+def handed_to_dispatch(kind: str, elder_id: uuid.UUID | None) -> bool:
+    return kind in DISPATCHED_KINDS or (
+        kind in DISPATCHED_WHEN_ATTRIBUTED and elder_id is not None
+    )
 ACTIVE_SQL = "('open', 'acknowledged', 'dispatched')"
 
 NOTE_DEVICE_BACK = "device_reporting_again"
@@ -140,7 +149,7 @@ async def raise_alert(
         at,
         value,
         orjson.dumps(details or {}).decode(),
-        kind in DISPATCHED_KINDS,
+        handed_to_dispatch(kind, elder_id),
         NOTIFY_CHANNEL,
         OUTBOX_CHANNEL,
     )
@@ -254,7 +263,7 @@ async def resolve(
     return done is not None
 
 
-# A false alarm of a kind that was handed to dispatch stops the dispatch: an outbox row in
+# A false alarm of an alert that was handed to dispatch stops the dispatch: an outbox row in
 # the same transaction, delivered by the relay like the hand-off (dispatch is idempotent on
 # the alert, and a cancel that overtakes its hand-off is remembered there).
 _CANCEL_DISPATCH = """
@@ -265,16 +274,17 @@ WITH cancel AS (
            jsonb_build_object('alert_id', a.id, 'reason', 'false_alarm', 'elder_id', a.elder_id,
                               'kind', a.kind, 'raised_at', a.raised_at),
            'cancel:' || a.id, now(), 0, now()
-    FROM telemetry.alerts a WHERE a.id = $1 AND a.kind = ANY($2::text[])
+    FROM telemetry.alerts a WHERE a.id = $1
+      AND EXISTS (SELECT 1 FROM telemetry.outbox o WHERE o.idempotency_key = 'alert:' || a.id)
     ON CONFLICT (idempotency_key) DO NOTHING
     RETURNING id
 )
-SELECT pg_notify($3, '') FROM cancel
+SELECT pg_notify($2, '') FROM cancel
 """
 
 
 async def cancel_dispatch(conn: asyncpg.Connection, alert_id: uuid.UUID) -> None:
-    await conn.execute(_CANCEL_DISPATCH, alert_id, sorted(DISPATCHED_KINDS), OUTBOX_CHANNEL)
+    await conn.execute(_CANCEL_DISPATCH, alert_id, OUTBOX_CHANNEL)
 
 
 async def mark_dispatched(conn: asyncpg.Connection, alert_id: uuid.UUID, *, actor: str) -> bool:
