@@ -357,7 +357,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _integrity(request: Request, exc: IntegrityError) -> Response:
         # Constraint races that the service layer's checks could not see (two concurrent
         # inserts) end here; the unique/exclusion constraint is the real guard.
-        log.info("integrity error on %s: %s", request.url.path, exc.orig)
+        # The constraint's name, not the message: that quotes the conflicting key's values.
+        constraint = getattr(getattr(exc.orig, "__cause__", None), "constraint_name", None)
+        log.info("integrity error on %s (constraint %s)", request.url.path, constraint)
         return problem_response(
             Conflict(T("与已有记录冲突", "the resource conflicts with an existing one")), request
         )

@@ -340,8 +340,14 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
                     # its own short transactions: a long one would hold back the SSE feed
                     log.info("housekeeping: %s", await housekeeping(conn, now, retention))
                     last_housekeeping = loop.time()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                log.exception("monitor pass failed; next pass in %ss", SCAN_EVERY_S)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                # The class and SQLSTATE only: a PostgreSQL message can quote row values.
+                log.warning(
+                    "monitor pass failed (%s sqlstate=%s); next pass in %ss",
+                    type(exc).__name__,
+                    getattr(exc, "sqlstate", None),
+                    SCAN_EVERY_S,
+                )
                 if conn.is_closed():
                     conn = await asyncpg.connect(plain_url(settings.database_url))
             with contextlib.suppress(TimeoutError):

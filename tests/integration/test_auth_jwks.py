@@ -20,6 +20,7 @@ from jwt.algorithms import RSAAlgorithm
 from shared.auth import TokenCodec, UnknownSigningKey
 from shared.config import Settings
 from shared.errors import Unauthorized
+from tests.factories import elder_body
 
 ISSUER = "https://idp.example.test/realms/eldercare"
 AUDIENCE = "eldercare"
@@ -228,5 +229,15 @@ async def test_an_app_in_jwks_mode_serves_users_and_the_relay(issuer, settings):
                 assert await get(codec.issue(role="admin")) == 401
                 rotated = issuer.add_key()  # the first request with it waits for the keys
                 assert await get(issuer.token(rotated, "admin")) == 200
+                # the single-elder read (the registry's fast path) waits for a new key too
+                admin = {"Authorization": f"Bearer {issuer.token(rotated, 'admin')}"}
+                made = await client.post("/v1/elders", json=elder_body(), headers=admin)
+                assert made.status_code == 201, made.text
+                again = issuer.add_key()
+                r = await client.get(
+                    f"/v1/elders/{made.json()['id']}",
+                    headers={"Authorization": f"Bearer {issuer.token(again, 'admin')}"},
+                )
+                assert r.status_code == 200, r.text
     finally:
         codec.close()

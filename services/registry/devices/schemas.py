@@ -81,7 +81,7 @@ class DeviceRead(BaseModel):
     id: uuid.UUID
     device_id: str
     gateway_id: str
-    kind: str
+    kind: DeviceKind
     elder_id: uuid.UUID
     bed_id: uuid.UUID | None
     status: DeviceStatus

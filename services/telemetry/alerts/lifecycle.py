@@ -36,9 +36,9 @@ DISPATCHED_WHEN_ATTRIBUTED = frozenset({"unprocessed_emergency", "unknown_device
 
 
 def handed_to_dispatch(kind: str, elder_id: uuid.UUID | None) -> bool:
-    return kind in DISPATCHED_KINDS or (
-        kind in DISPATCHED_WHEN_ATTRIBUTED and elder_id is not None
-    )
+    return kind in DISPATCHED_KINDS or (kind in DISPATCHED_WHEN_ATTRIBUTED and elder_id is not None)
+
+
 ACTIVE_SQL = "('open', 'acknowledged', 'dispatched')"
 
 NOTE_DEVICE_BACK = "device_reporting_again"

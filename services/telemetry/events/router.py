@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 import orjson
 from fastapi import APIRouter, Path, Query, Request
 from prometheus_client import Counter
-from pydantic import AfterValidator, AwareDatetime
+from pydantic import AfterValidator
 from starlette.responses import Response
 
 from services.telemetry.events import cursor as cursors
@@ -23,6 +23,7 @@ from services.telemetry.events.schemas import (
 )
 from shared import scoping
 from shared.auth import Principal, Role, ScopedReader
+from shared.dates import IsoDateTime
 from shared.errors import NotFound, Unprocessable
 from shared.i18n import T
 from shared.ids import DEVICE_ID_PATTERN
@@ -45,8 +46,9 @@ def _utc(value: datetime) -> datetime:
         raise ValueError("outside the representable time range") from None
 
 
-# A time with an offset (one without is refused: 422 naming the field), held in UTC.
-Instant = Annotated[AwareDatetime, AfterValidator(_utc)] | None
+# RFC 3339 text with an offset (a number, or a time without an offset, is refused: 422 naming
+# the field), held in UTC.
+Instant = Annotated[IsoDateTime, AfterValidator(_utc)] | None
 FHIR_SKIPPED = Counter(
     "eldercare_fhir_skipped_readings_total",
     "stored readings left out of a FHIR export because they could not be exported",
