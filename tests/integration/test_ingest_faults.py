@@ -106,8 +106,16 @@ async def api_ingest_check(telemetry) -> str:
 
 
 async def failing(worker, consumer: str, error: str, attempts: int = 1) -> bool:
-    f = worker.health.failures.get(consumer)
-    return f is not None and f.error.startswith(error) and f.attempts >= attempts
+    """The consumer fails with ``error`` — itself, or through the message it parked (after
+    ``RETRY_LIMIT`` attempts a message is retried on its own; ``attempts`` counts both)."""
+    mine, parked = (worker.health.failures.get(c) for c in (consumer, "parked"))
+    if mine is not None and mine.error.startswith(error) and mine.attempts >= attempts:
+        return True
+    return (
+        parked is not None
+        and parked.error.startswith(error)
+        and RETRY_LIMIT + parked.attempts - 1 >= attempts
+    )
 
 
 async def stored(db, device: str, msg_id: str) -> int:
@@ -147,7 +155,8 @@ async def test_a_missing_privilege_keeps_the_message_unacked_and_readiness_red(
         await eventually(lambda: failing(worker, "bulk", "InsufficientPrivilegeError", 3))
         status, body = await ingest_ready(worker)
         assert status == 503 and body["status"] == "unavailable"
-        assert "InsufficientPrivilegeError" in body["checks"]["store:bulk"]
+        store = body["checks"].get("store:bulk") or body["checks"]["store:parked"]
+        assert "InsufficientPrivilegeError" in store
         assert "permission denied" not in str(body)  # the class, not the exception's text
         # the API's readiness names the part that is down with a stable status (the details,
         # which process and since when, are in its log and on the ingest's own /readyz)
@@ -420,3 +429,66 @@ async def _when(value, predicate):
     """``await value`` when ``predicate`` holds for it, else None (for ``eventually``)."""
     result = await value
     return result if predicate(result) else None
+
+
+# --- nothing waits behind a message that keeps failing -----------------------------------
+async def test_a_status_the_store_refuses_never_holds_up_the_emergency_after_it(
+    registry, settings, broker, db, limited
+):
+    home = await make_home(registry)
+    gw = home["gateway"]
+    status = (f"eldercare/v1/{gw}/status", b"offline")
+    emergency = msg(home, "btn", "emergency", msg_id="sos-behind")
+    await db.execute(f"REVOKE INSERT, UPDATE ON telemetry.gateways FROM {ROLE}")
+    try:
+        async with ingest(settings, broker, database_url=limited) as worker:
+            publish(broker, status, emergency)
+            # the emergency goes the normal way while the status waits, unacknowledged
+            await eventually(lambda: stored(db, home["devices"]["btn"], "sos-behind"), within=30)
+            assert await db.fetchval(
+                "SELECT count(*) FROM telemetry.alerts WHERE gateway_id = $1 AND kind = "
+                "'emergency'",
+                gw,
+            )
+            assert acked(worker, status[0]) == 0 and list(worker.parked)
+            assert (await ingest_ready(worker))[0] == 503
+            await db.execute(f"GRANT INSERT, UPDATE ON telemetry.gateways TO {ROLE}")
+            await eventually(lambda: until(lambda: acked(worker, status[0])), within=30)
+            await eventually(lambda: until(lambda: worker.health.storing()))
+    finally:
+        await db.execute(f"GRANT INSERT, UPDATE ON telemetry.gateways TO {ROLE}")
+    assert (
+        await db.fetchval("SELECT online FROM telemetry.gateways WHERE gateway_id = $1", gw)
+        is False
+    )
+
+
+async def test_one_message_tripping_a_bug_never_stops_the_bulk_queue(
+    registry, settings, broker, db, monkeypatch
+):
+    home = await make_home(registry)
+    bad = msg(home, "vit", "vitals", msg_id="trips-bug", heart_rate=71)
+    good = [msg(home, "vit", "vitals", msg_id=f"fine-{i}", heart_rate=70) for i in range(5)]
+    real = Pipeline._update_state
+    broken = True
+
+    async def buggy(self, conn, fresh):
+        if broken and any(a.event.msg_id == "trips-bug" for a in fresh):
+            raise TypeError("bug")
+        return await real(self, conn, fresh)
+
+    monkeypatch.setattr(Pipeline, "_update_state", buggy)
+    device = home["devices"]["vit"]
+    async with ingest(settings, broker) as worker:
+        publish(broker, bad, *good)
+        for i in range(5):
+            await eventually(lambda i=i: stored(db, device, f"fine-{i}"), within=30)
+        assert await stored(db, device, "trips-bug") == 0
+        assert not [m for m in worker.acked if b"trips-bug" in m.payload]
+        assert [m for m in worker.parked if b"trips-bug" in m.payload]
+        broken = False  # mended: the parked message is stored and acked
+        await eventually(lambda: stored(db, device, "trips-bug"), within=30)
+        await eventually(
+            lambda: until(lambda: [m for m in worker.acked if b"trips-bug" in m.payload])
+        )
+    assert await dead_letters(db, bad[0]) == []

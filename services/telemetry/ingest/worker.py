@@ -18,7 +18,11 @@ a lost connection, a bug) is ours: the messages stay unacknowledged and are retr
 backoff until the store works, and ``/readyz`` says the ingest is failing to store
 (``health.py``). An emergency or fall is not left waiting for that: after ``RETRY_LIMIT``
 attempts it is set aside — dead letter plus a critical ``unprocessed_emergency`` alert, in
-one transaction — and acked only once that has committed.
+one transaction — and acked only once that has committed. Nor does any message wait behind
+one that keeps failing: after ``RETRY_LIMIT`` attempts such a message is *parked* (still
+unacknowledged) and retried on its own by the ``parked`` consumer, so a gateway status the
+store refuses never holds up the emergencies after it, and one message tripping a bug never
+stops a bulk queue.
 
 Overload: the bulk queue is bounded (``ingest_queue_max`` messages). When it is full, the
 oldest waiting non-urgent message is shed (acked unstored, counted in
@@ -137,6 +141,7 @@ class IngestWorker:
         self.urgent: deque[Message] = deque()
         self.bulk: deque[Message] = deque()
         self.deferred: deque[Message] = deque()  # urgent copies a bulk-only process keeps
+        self.parked: deque[Message] = deque()  # failed RETRY_LIMIT times, retried on their own
         self.shared: bool | None = settings.mqtt_shared
         self.stored = 0
         links = {
@@ -155,8 +160,10 @@ class IngestWorker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._urgent_ready = asyncio.Event()
         self._bulk_ready = asyncio.Event()
+        self._parked_ready = asyncio.Event()
+        self._logged_at: dict[str, float] = {}  # consumer → when its failure was last logged
         self._storing: dict[str, int] = {}  # consumer → messages in its open transaction
-        for name in ("urgent", "bulk", "deferred"):
+        for name in ("urgent", "bulk", "deferred", "parked"):
             queue = getattr(self, name)
             QUEUE.labels(name).set_function(lambda q=queue: len(q))
         QUEUE.labels("storing").set_function(lambda: sum(self._storing.values()))
@@ -277,6 +284,7 @@ class IngestWorker:
                 supervised("directory", lambda: self.pipeline.directory.maintain(dsn))
             ),
             asyncio.create_task(supervised("health", lambda: self.health.record(pool))),
+            asyncio.create_task(supervised("parked", lambda: self._consume_parked(pool))),
         ]
         if "bulk" in self.links:
             tasks.append(
@@ -353,7 +361,7 @@ class IngestWorker:
         while ``/readyz`` is red; a batch that keeps failing is split too, so that one
         message tripping a bug cannot hold up the others. An emergency or fall that still
         fails after ``RETRY_LIMIT`` attempts is set aside with its alert."""
-        delay, attempts, logged_at = 0.1, 0, 0.0
+        delay, attempts = 0.1, 0
         urgent = len(batch) == 1 and contract.carries_urgent(batch[0].topic, batch[0].payload)
         while True:
             try:
@@ -381,8 +389,8 @@ class IngestWorker:
                 else:
                     attempts += 1
                     failure = self.health.failing(consumer, exc)
-                    if time.monotonic() - logged_at > LOG_EVERY_S:
-                        logged_at = time.monotonic()
+                    if time.monotonic() - self._logged_at.get(consumer, 0.0) > LOG_EVERY_S:
+                        self._logged_at[consumer] = time.monotonic()
                         log.error(
                             "%s: storing %d message(s) failed (%s), not the messages' fault: "
                             "kept unacknowledged, retrying (attempt %d, failing since %s)%s",
@@ -395,12 +403,12 @@ class IngestWorker:
                         )
                     # An emergency does not wait for the store to be mended: a person hears
                     # of it through the fallback, if that can be committed.
-                    if (
-                        urgent
-                        and attempts >= RETRY_LIMIT
-                        and await self._set_aside(pool, batch[0], consumer, exc)
-                    ):
-                        self._ack(batch)
+                    if len(batch) == 1 and attempts >= RETRY_LIMIT:
+                        if urgent and await self._set_aside(pool, batch[0], consumer, exc):
+                            self._ack(batch)
+                            return
+                        # Whatever is behind it must not wait: retried on its own, unacked.
+                        self._park(batch[0], consumer, exc)
                         return
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_BACKOFF_S)
@@ -409,6 +417,57 @@ class IngestWorker:
             self.stored += outcome.stored
             self._ack(batch)
             return
+
+    def _park(self, item: Message, consumer: str, cause: BaseException) -> None:
+        log.warning(
+            "%s: a message on %s keeps failing; parked (unacknowledged) so the rest can go on",
+            consumer,
+            _topic_for_log(item.topic),
+        )
+        # The consumer moves on; readiness stays red through "parked" until it is stored.
+        self.health.failing("parked", cause)
+        self.health.stored(consumer)
+        self.parked.append(item)
+        self._parked_ready.set()
+
+    async def _consume_parked(self, pool: asyncpg.Pool) -> None:
+        """Messages that failed ``RETRY_LIMIT`` times, each tried once per round, with backoff
+        between rounds, until stored (or, being the message's fault or a possible emergency,
+        set aside). Readiness stays red while any waits here."""
+        delay = 0.5
+        while True:
+            if not self.parked:
+                self.health.stored("parked")
+                self._parked_ready.clear()
+                await self._parked_ready.wait()
+                delay = 0.5
+                continue
+            for _ in range(len(self.parked)):
+                item = self.parked.popleft()
+                if not await self._try_parked(pool, item):
+                    self.parked.append(item)
+            if self.parked:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_BACKOFF_S)
+
+    async def _try_parked(self, pool: asyncpg.Pool, item: Message) -> bool:
+        """One attempt at a parked message; True once it is acked (stored or set aside)."""
+        self._storing["parked"] = 1
+        try:
+            async with pool.acquire() as conn:
+                outcome = await self.pipeline.commit(conn, [item])
+        except Exception as exc:
+            urgent = contract.carries_urgent(item.topic, item.payload)
+            if (is_data_error(exc) or urgent) and await self._set_aside(pool, item, "parked", exc):
+                self._ack([item])
+                return True
+            self.health.failing("parked", exc)
+            return False
+        finally:
+            self._storing["parked"] = 0
+        self.stored += outcome.stored
+        self._ack([item])
+        return True
 
     async def _set_aside(
         self, pool: asyncpg.Pool, item: Message, consumer: str, cause: BaseException
