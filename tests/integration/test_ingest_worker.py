@@ -236,3 +236,44 @@ def test_every_queue_has_a_gauge(settings):
         assert _sample("eldercare_ingest_queue", queue=name) == 0
     worker._storing["bulk"] = 500  # a batch in its open transaction
     assert _sample("eldercare_ingest_queue", queue="storing") == 500
+
+
+async def test_a_replica_that_stops_gracefully_leaves_the_shared_group(
+    registry, settings, broker, db
+):
+    """A rolling restart or a scale-down must not leave a dormant member in the shared group
+    that takes its turn at emergencies nobody reads (Mosquitto: shared subscriptions)."""
+    if not broker.shared_subscriptions:
+        pytest.skip("the broker has no shared subscriptions (amqtt)")
+    home = await make_home(registry)
+    s = settings.model_copy(update={"mqtt_url": broker.url, "mqtt_shared": broker.shared})
+    leaving_id = f"ingest-leaving-{uuid.uuid4().hex[:6]}"
+    stops = [asyncio.Event(), asyncio.Event()]
+    staying = IngestWorker(s, client_id="ingest-test", only="urgent")
+    leaving = IngestWorker(s, client_id=leaving_id, only="urgent")
+    tasks = [asyncio.create_task(w.run(e)) for w, e in zip((staying, leaving), stops, strict=True)]
+    try:
+        for worker in (staying, leaving):
+            assert await asyncio.to_thread(worker.subscribed.wait, 15)
+        stops[1].set()  # SIGTERM to one replica
+        await asyncio.wait_for(tasks[1], 30)
+        pub = publisher(broker.port)
+        for i in range(20):
+            pub.publish(*msg(home, "btn", "emergency", msg_id=f"rr-{i}"), qos=1).wait_for_publish(5)
+        pub.loop_stop()
+        await eventually(
+            lambda: db.fetchval(
+                "SELECT count(*) = 20 FROM telemetry.events WHERE gateway_id = $1 "
+                "AND msg_id LIKE 'rr-%'",
+                home["gateway"],
+            ),
+            within=30,
+        )
+    finally:
+        for e in stops:
+            e.set()
+        await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
+        # the departed replica's session: cleared, so it cannot linger in later tests
+        gone = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"{leaving_id}-urgent")
+        gone.connect("127.0.0.1", broker.port)
+        gone.disconnect()

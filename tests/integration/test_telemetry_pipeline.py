@@ -233,6 +233,32 @@ async def test_device_state_and_out_of_order(registry, conn):
     assert low == 1
 
 
+async def test_a_fast_device_clock_never_makes_a_home_look_active_later(registry, conn):
+    """A gateway 8 hours fast (local time sent as UTC): its motion and bed state count from
+    arrival, or inactivity and night bed exits would be hidden for hours."""
+    home = await make_home(registry)
+    arrived = datetime.now(UTC).replace(microsecond=0)
+    fast = arrived + timedelta(hours=8)
+    await run(
+        conn,
+        Pipeline(),
+        msg(home, "pir", "motion", ts=fast, room="hall", state="active"),
+        msg(home, "bed", "bed", ts=fast, state="out"),
+        msg(home, "btn", "heartbeat", ts=fast, battery=90),
+        at=arrived,
+    )
+    rows = {
+        r["device_id"]: r
+        for r in await conn.fetch(
+            "SELECT * FROM telemetry.device_state WHERE gateway_id = $1", home["gateway"]
+        )
+    }
+    assert rows[home["devices"]["pir"]]["last_motion_at"] == arrived
+    assert rows[home["devices"]["bed"]]["bed_state_at"] == arrived
+    assert rows[home["devices"]["btn"]]["last_heartbeat_at"] == arrived
+    assert rows[home["devices"]["pir"]]["clock_skewed"] is True  # and it is flagged
+
+
 async def test_batch_topic(registry, conn):
     home = await make_home(registry)
     ts = datetime.now(UTC).isoformat()

@@ -39,7 +39,15 @@ def _built(name: str) -> bool:
 # not there, and (once subsidy or dispatch lands) not forget the new one either.
 REST_PORTS = {name: port for name, port in ALL_REST_PORTS.items() if _built(name)}
 NOT_BUILT = set(ALL_REST_PORTS) - set(REST_PORTS)
-EXPECTED_SERVICES = {"postgres", "mosquitto", "migrate", "ingest", "ingest-urgent", "emulator"}
+EXPECTED_SERVICES = {
+    "postgres",
+    "mosquitto",
+    "migrate",
+    "ingest",
+    "ingest-2",
+    "ingest-urgent",
+    "emulator",
+}
 EXPECTED_SERVICES |= set(REST_PORTS)
 SHARED_SECRETS = ("ELDERCARE_JWT_SECRET", "ELDERCARE_PII_KEY", "ELDERCARE_PII_HASH_KEY")
 
@@ -183,8 +191,19 @@ def test_ingest_and_emulator(services):
     assert ingest["command"] == ["eldercare", "ingest", "--only", "bulk"]
     urgent = services["ingest-urgent"]
     assert urgent["command"][:4] == ["eldercare", "ingest", "--only", "urgent"]
-    assert ingest["deploy"]["replicas"] == 2
     assert "ports" not in ingest  # replicas would clash on a published port
+    # Every ingest has its own stable MQTT client id (persistent sessions; a changing id
+    # would leave dormant members in the shared group), and none is scaled by replicas.
+    ids = [
+        svc["environment"]["ELDERCARE_INGEST_CLIENT_ID"]
+        for svc in services.values()
+        if svc.get("command", [None, None])[:2] == ["eldercare", "ingest"]
+    ]
+    assert len(ids) == 3 and len(set(ids)) == 3
+    for svc in services.values():
+        if svc.get("command", [None, None])[:2] == ["eldercare", "ingest"]:
+            assert svc.get("deploy", {}).get("replicas", 1) == 1
+            assert svc["stop_grace_period"]  # time for the graceful leave
     emulator = services["emulator"]
     assert emulator["command"][:2] == ["eldercare", "emulate"]
     assert "--register" in emulator["command"]

@@ -470,13 +470,17 @@ class Pipeline:
                 ],
             )
             s[3] = max(s[3], received_at)
+            # When it happened: the device's time, but never later than its arrival — a
+            # device clock running fast must not make a home look active (or in bed) for
+            # hours to come, hiding inactivity and night bed exits.
+            at = min(event.device_ts, received_at)
             if event.event == "heartbeat":
-                s[4] = max(filter(None, (s[4], event.device_ts)))
+                s[4] = max(filter(None, (s[4], at)))
                 s[5] = event.data.get("battery", s[5])
             elif event.event == "motion" and event.data.get("state") == "active":
-                s[6] = max(filter(None, (s[6], event.device_ts)))
-            elif event.event == "bed" and (s[8] is None or event.device_ts >= s[8]):
-                s[7], s[8] = event.data["state"], event.device_ts
+                s[6] = max(filter(None, (s[6], at)))
+            elif event.event == "bed" and (s[8] is None or at >= s[8]):
+                s[7], s[8] = event.data["state"], at
             s[9] = s[9] or rules.clock_skewed(event.device_ts, received_at, self.config)
         if latest:
             await conn.execute(_STATE, *map(list, zip(*latest.values(), strict=True)))

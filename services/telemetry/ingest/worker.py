@@ -83,6 +83,7 @@ RETRY_LIMIT = 3  # failed attempts before an emergency is set aside with its ale
 SPLIT_AFTER = 2  # failed attempts at a batch (not the data's fault) before it is split
 MAX_BACKOFF_S = 10.0
 LOG_EVERY_S = 30.0  # a failure that goes on is logged again this often, not per attempt
+LEAVE_DRAIN_S = 15.0  # a graceful stop stores what it holds for at most this long
 
 
 def is_urgent(topic: str, payload: bytes) -> bool:
@@ -296,6 +297,7 @@ class IngestWorker:
             )
         try:
             await stop.wait()
+            await self._leave()
         finally:
             for task in tasks:
                 task.cancel()
@@ -305,6 +307,26 @@ class IngestWorker:
                     link.client.disconnect()
                     link.client.loop_stop()
             await pool.close()
+
+    async def _leave(self) -> None:
+        """A graceful stop (SIGTERM: a rolling restart, a scale-down) leaves the shared
+        groups before it goes: the broker keeps delivering a group's share to a persistent
+        session whose client is gone, so a replica that just disconnected would take its
+        turn at messages — emergencies included — that nobody reads until it returns. It
+        unsubscribes, stores and acks what it already holds, then disconnects; a crash
+        instead keeps the session, and the replica (a stable client id) resumes it."""
+        for link in self.links.values():
+            if link.client is not None and link.subscribed.is_set():
+                filters = link.plain_filters if self.shared is False else link.shared_filters
+                link.client.unsubscribe(list(filters))
+                link.subscribed.clear()
+                SUBSCRIBED.labels(link.name).set(0)
+        deadline = time.monotonic() + LEAVE_DRAIN_S
+        # Polled: the queues are deques the paho threads fill, with no event to wait on.
+        while time.monotonic() < deadline and (  # noqa: ASYNC110
+            self.urgent or self.bulk or self.deferred or any(self._storing.values())
+        ):
+            await asyncio.sleep(0.05)
 
     async def _consume(self, pool: asyncpg.Pool, *, urgent: bool) -> None:
         queue = self.urgent if urgent else self.bulk
