@@ -18,6 +18,7 @@ from sqlalchemy import (
     BindParameter,
     ColumnElement,
     FromClause,
+    and_,
     bindparam,
     exists,
     false,
@@ -62,9 +63,9 @@ def elder_scope(
 ) -> ColumnElement[bool]:
     """The elders ``principal`` may see.
 
-    Region roles: hukou or residence under their prefix. Orgs: elders they registered, and
-    elders with a bed of theirs that is not terminated (their access ends with their
-    service). Family: their own elder. Services: everyone. Gateways: nobody.
+    Region roles: hukou or residence under their prefix. Orgs: elders with a bed of theirs
+    that is not terminated, and elders they registered until such a bed has ended (their
+    access ends with their service). Family: their own elder. Services: everyone. Gateways: nobody.
     """
     role, has_region = scope_shape(principal)
     values = scope_params(principal)
@@ -74,10 +75,14 @@ def elder_scope(
         return region_clause(elders, bindparam("scope_region", values["scope_region"]))
     if role in (Role.org_admin, Role.caregiver):
         org = bindparam("scope_org", values["scope_org"])
+        bed_of_org = and_(beds.c.elder_id == elders.c.id, beds.c.org_id == org)
         return or_(
-            elders.c.registered_by_org == org,
-            exists().where(
-                beds.c.elder_id == elders.c.id, beds.c.org_id == org, beds.c.status != "terminated"
+            # while it serves the elder
+            exists().where(bed_of_org, beds.c.status != "terminated"),
+            # an elder it registered, until a bed of its own for them has ended
+            and_(
+                elders.c.registered_by_org == org,
+                ~exists().where(bed_of_org, beds.c.status == "terminated"),
             ),
         )
     if role is Role.service:

@@ -204,6 +204,20 @@ async def test_an_orgs_access_ends_with_its_bed(registry):
     assert (await registry.get(path, params={"x": "1"}, **as_org)).status_code == 404
 
 
+async def test_an_org_loses_an_elder_it_registered_when_its_bed_ends(registry):
+    org = await make_org(registry)
+    as_org = {"role": "org_admin", "org": org["id"]}
+    elder = await make_elder(registry, creator=as_org)
+    path = f"/v1/elders/{elder['id']}"
+    assert (await registry.get(path, **as_org)).status_code == 200  # before any bed: theirs
+    bed = await make_bed(registry, elder, org)
+    r = await registry.post(f"/v1/beds/{bed['id']}/terminate", {"reason": "迁出"})
+    assert r.status_code == 200
+    assert (await registry.get(path, **as_org)).status_code == 404
+    listed = await registry.get("/v1/elders", params={"limit": 200}, **as_org)
+    assert elder["id"] not in {e["id"] for e in listed.json()["items"]}
+
+
 async def test_moving_an_elder_needs_an_office_covering_the_destination(registry):
     org = await make_org(registry)
     elder = await make_elder(registry)
