@@ -154,6 +154,11 @@ class ServiceUnavailable(Problem):
         super().__init__(detail, **kw)
 
 
+def constraint_of(exc: DBAPIError) -> str | None:
+    """The name of the constraint a database error is about (asyncpg's, under SQLAlchemy's)."""
+    return getattr(getattr(exc.orig, "__cause__", None), "constraint_name", None)
+
+
 def _render(value: Any) -> Any:
     if isinstance(value, T):
         return str(value)  # e.g. a refusal reason's message inside ``reasons``
@@ -358,8 +363,7 @@ def install_error_handlers(app: FastAPI) -> None:
         # Constraint races that the service layer's checks could not see (two concurrent
         # inserts) end here; the unique/exclusion constraint is the real guard.
         # The constraint's name, not the message: that quotes the conflicting key's values.
-        constraint = getattr(getattr(exc.orig, "__cause__", None), "constraint_name", None)
-        log.info("integrity error on %s (constraint %s)", request.url.path, constraint)
+        log.info("integrity error on %s (constraint %s)", request.url.path, constraint_of(exc))
         return problem_response(
             Conflict(T("与已有记录冲突", "the resource conflicts with an existing one")), request
         )

@@ -101,11 +101,16 @@ def sees_everything(principal: Principal) -> bool:
 
 def by_elder(principal: Principal, elder_id: ColumnElement) -> ColumnElement[bool]:
     """Rows that name an elder (alerts, events, visits, entitlements): visible to whoever
-    may see the elder."""
+    may see the elder. Rows about no elder (a possible emergency from a gateway nobody
+    registered) go to every civil-affairs admin too: some duty desk must see them, and a
+    district's desk is a region-scoped admin."""
     if sees_everything(principal):
         return true()
     e = readmodel.elders
-    return elder_id.in_(select(e.c.id).where(elder_scope(principal, e, readmodel.beds)))
+    visible = elder_id.in_(select(e.c.id).where(elder_scope(principal, e, readmodel.beds)))
+    if principal.role is Role.admin:
+        return or_(visible, elder_id.is_(None))
+    return visible
 
 
 def bed_scope(

@@ -28,6 +28,7 @@ from shared.errors import (
     Problem,
     ServiceUnavailable,
     Unprocessable,
+    constraint_of,
     data_problem,
     is_data_error,
     problem_response,
@@ -321,16 +322,17 @@ async def _finish(uow: UnitOfWork, status: int) -> Problem | None:
         return None
     try:
         await uow.commit()
-    except IntegrityError:
-        log.info("commit refused by a constraint", exc_info=True)
+    except IntegrityError as exc:
+        # The constraint's name only: the message quotes the conflicting row's values.
+        log.info("commit refused by constraint %s", constraint_of(exc))
         return Conflict(
             T("与并发的另一修改冲突，请重试", "the change conflicts with a concurrent one; retry")
         )
     except DBAPIError as exc:
         if isinstance(exc, DataError) or is_data_error(exc):
-            log.info("commit refused a value", exc_info=True)
+            log.info("commit refused a value (%s)", type(exc.orig).__name__)
             return data_problem()
-        log.exception("commit failed")
+        log.error("commit failed (%s)", type(exc.orig).__name__)
         return ServiceUnavailable(
             T("数据库未能保存此修改，请重试", "the database did not accept the change; retry")
         )
