@@ -381,3 +381,151 @@ async def test_assignment_vroom_and_greedy_skills_continuity_and_sick_call(regis
             "/v1/routes/plan", {"day": str(day), "org_id": org["id"]}, **caregiver(aide2)
         )
     ).status_code == 403
+
+
+async def test_bulk_coverage_pages_by_bed_id_and_agrees_with_the_single_check(registry, dispatch):
+    """The packed columnar read gives, bed for bed, what ``/coverage/check`` gives for the
+    nearest station; pages walk every bed outside once, in bed-id order."""
+    org = await make_org(registry)
+    far = await add_station(registry, org, HOME[0] + 0.05, HOME[1])
+    beds = {}
+    for k in range(5):  # both zones; all beyond 15 min of either station unless rural
+        elder = await make_elder(
+            registry, lat=HOME[0] + 0.1 + 0.01 * k, lon=HOME[1], zone="rural" if k % 2 else "urban"
+        )
+        beds[(await make_bed(registry, elder, org))["id"]] = elder
+    near = await make_elder(registry, lat=HOME[0] + 0.001, lon=HOME[1])
+    beds[(await make_bed(registry, near, org))["id"]] = near
+    who = {"role": "org_admin", "org": org["id"]}
+    r = await dispatch.post(
+        "/v1/coverage/bulk", {"org_id": org["id"], "include_within": True}, **who
+    )
+    assert r.status_code == 200, r.text
+    whole = r.json()
+    assert whole["beds"] == 6 and whole["next_cursor"] is None
+    assert [i["bed_id"] for i in whole["items"]] == sorted(beds, key=uuid.UUID)
+    for item in whole["items"]:
+        one = (
+            await dispatch.post(
+                "/v1/coverage/check",
+                {"station_id": item["nearest_station_id"], "elder_id": item["elder_id"]},
+                **who,
+            )
+        ).json()
+        assert item["nearest_station_id"] in (org["station"]["id"], far["id"])
+        assert item["travel_minutes"] == one["travel_minutes"]
+        assert item["within_radius"] == one["within_radius"]
+        assert item["limit_minutes"] == one["limit_minutes"]
+        assert item["elder_id"] == beds[item["bed_id"]]["id"]
+    outside = [i["bed_id"] for i in whole["items"] if not i["within_radius"]]
+    assert whole["outside"] == len(outside) >= 2
+    seen, cursor = [], None
+    while True:
+        r = await dispatch.client.post(
+            "/v1/coverage/bulk",
+            json={"org_id": org["id"]},
+            params={"limit": 1, **({"cursor": cursor} if cursor else {})},
+            headers=dispatch.auth(**who),
+        )
+        assert r.status_code == 200, r.text
+        page = r.json()
+        assert len(page["items"]) == 1 and page["outside"] == len(outside)
+        seen += [i["bed_id"] for i in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == outside  # each once, in order
+    r = await dispatch.client.post(
+        "/v1/coverage/bulk",
+        json={"org_id": org["id"]},
+        params={"cursor": "AAAAAAAAAAA"},  # 8 bytes: a sequence cursor, not a bed id
+        headers=dispatch.auth(**who),
+    )
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "cursor"
+    csv_lines = (
+        await dispatch.get("/v1/coverage/bulk.csv", params={"org_id": org["id"]}, **who)
+    ).text.splitlines()
+    assert len(csv_lines) == 7
+    for line, item in zip(csv_lines[1:], whole["items"], strict=True):
+        cells = line.split(",")
+        assert cells[0] == item["bed_id"] and cells[4] == item["nearest_station_id"]
+        assert float(cells[5]) == item["travel_minutes"]
+        assert cells[7] == ("true" if item["within_radius"] else "false")
+
+
+async def test_plan_mode_re_checks_the_day_as_it_stands(registry, dispatch, db):
+    org = await make_org(registry)
+    aide = await make_staff(registry, org)
+    day = clock.today() + timedelta(days=2)
+    ids = []
+    for k in range(3):
+        elder = await make_elder(registry, lat=HOME[0] + 0.002 * k, lon=HOME[1])
+        bed = await make_bed(registry, elder, org)
+        start = datetime.combine(day, time(9 + 2 * k, 0), tzinfo=clock.SHANGHAI)
+        r = await dispatch.post(
+            "/v1/visits",
+            {
+                "bed_id": bed["id"],
+                "staff_id": aide["id"],
+                "planned_start": start.isoformat(),
+                "planned_end": (start + timedelta(minutes=45)).isoformat(),
+                "items": ["meal"],
+            },
+            role="org_admin",
+            org=org["id"],
+        )
+        ids.append(r.json()["id"])
+    orphan = await make_bed(registry, await make_elder(registry), org)
+    start = datetime.combine(day, time(15, 0), tzinfo=clock.SHANGHAI)
+    r = await dispatch.post(
+        "/v1/visits",
+        {
+            "bed_id": orphan["id"],
+            "planned_start": start.isoformat(),
+            "planned_end": (start + timedelta(minutes=30)).isoformat(),
+            "items": ["meal"],
+        },
+        role="org_admin",
+        org=org["id"],
+    )
+    orphan_visit = r.json()["id"]
+    who = {"role": "org_admin", "org": org["id"]}
+    plan = (
+        await dispatch.post("/v1/routes/plan", {"day": str(day), "org_id": org["id"]}, **who)
+    ).json()
+    assert plan["result"]["assigned"] == 4
+    await db.execute(  # a desk moves the afternoon visit to nobody
+        "UPDATE dispatch.visits SET staff_id = NULL, route_seq = NULL WHERE id = $1",
+        uuid.UUID(orphan_visit),
+    )
+    params = {"day": str(day), "org_id": org["id"]}
+    checked = (await dispatch.get("/v1/routes/check", params=params, **who)).json()
+    assert checked["violations"] == 0
+    assert checked["unassigned"] == [{"visit_id": orphan_visit, "reason": "no_caregiver"}]
+    route = next(x for x in checked["routes"] if x["staff_id"] == aide["id"])
+    planned = {
+        s["visit_id"]: s["eta_minutes"]
+        for x in plan["routes"]
+        for s in x["stops"]
+        if s["visit_id"] != orphan_visit
+    }
+    assert {s["visit_id"]: s["eta_minutes"] for s in route["stops"]} == pytest.approx(
+        planned, abs=1.0
+    )
+    # someone reorders the route by hand: last visit first — plan mode says what breaks
+    await db.execute("UPDATE dispatch.visits SET route_seq = -1 WHERE id = $1", uuid.UUID(ids[2]))
+    checked = (await dispatch.get("/v1/routes/check", params=params, **who)).json()
+    route = next(x for x in checked["routes"] if x["staff_id"] == aide["id"])
+    assert [s["visit_id"] for s in route["stops"]] == [ids[2], ids[0], ids[1]]  # not moved
+    late = [s for s in route["stops"] if any(v["code"] == "delay" for v in s["violations"])]
+    assert [s["visit_id"] for s in late] == [ids[0]] and checked["violations"] >= 1
+    assert late[0]["violations"][0]["message"] == "晚于服务时间窗"
+    r = await dispatch.client.get(
+        "/v1/routes/check",
+        params=params,
+        headers={**dispatch.auth(**who), "Accept-Language": "en"},
+    )
+    assert "starts after its time window" in r.text
+    assert (
+        await dispatch.get("/v1/routes/check", params=params, **caregiver(aide))
+    ).status_code == 403

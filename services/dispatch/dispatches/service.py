@@ -67,6 +67,24 @@ async def get(
     return d
 
 
+async def of_staff(
+    *, session: AsyncSession, staff_id: uuid.UUID
+) -> tuple[list[Dispatch], list[Dispatch]]:
+    """A caregiver's handset view: dispatches offered to it now, and those it took and has
+    not finished (accepted or on site)."""
+    rows = list(
+        await session.scalars(
+            select(Dispatch)
+            .where(
+                Dispatch.staff_id == staff_id,
+                Dispatch.status.in_(("offered", "accepted", "arrived")),
+            )
+            .order_by(Dispatch.id)
+        )
+    )
+    return [d for d in rows if d.status == "offered"], [d for d in rows if d.status != "offered"]
+
+
 async def org_chain(session: AsyncSession, org_id: uuid.UUID | None) -> dict[str, Any]:
     if org_id is not None:
         own = await session.scalar(select(OrgSettings.chain).where(OrgSettings.org_id == org_id))

@@ -4,7 +4,7 @@ EVV and anomaly flags, supervisor review; scoped reads."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
@@ -444,29 +444,106 @@ async def review_flag(
 
 
 async def to_read(session: AsyncSession, visit: Visit) -> VisitRead:
-    read = VisitRead.model_validate(visit)
-    flags = await session.scalars(
-        select(VisitFlag).where(VisitFlag.visit_id == visit.id).order_by(VisitFlag.id)
-    )
-    read.flags = [FlagRead.model_validate(f) for f in flags]
-    read.evv = Evv(
-        service_type=visit.items_done or visit.items,
-        recipient=visit.elder_id,
-        date=visit.service_day,
-        location={
-            "check_in": None
-            if visit.check_in_lat is None
-            else {"lat": visit.check_in_lat, "lon": visit.check_in_lon},
-            "check_out": None
-            if visit.check_out_lat is None
-            else {"lat": visit.check_out_lat, "lon": visit.check_out_lon},
-        },
-        provider=visit.staff_id,
-        begin=visit.check_in_at,
-        end=visit.check_out_at,
-    )
-    return read
+    return (await to_reads(session, [visit]))[0]
 
 
-def day_filter(day_start: datetime, day_end: datetime) -> ColumnElement[bool]:
-    return and_(Visit.planned_start >= day_start, Visit.planned_start < day_end)
+async def to_reads(session: AsyncSession, visits: list[Visit]) -> list[VisitRead]:
+    """Reads of these visits with their flags (one query for all of them)."""
+    flags: dict[uuid.UUID, list[FlagRead]] = {v.id: [] for v in visits}
+    if visits:
+        for f in await session.scalars(
+            select(VisitFlag).where(VisitFlag.visit_id.in_(list(flags))).order_by(VisitFlag.id)
+        ):
+            flags[f.visit_id].append(FlagRead.model_validate(f))
+    out = []
+    for visit in visits:
+        read = VisitRead.model_validate(visit)
+        read.flags = flags[visit.id]
+        read.evv = Evv(
+            service_type=visit.items_done or visit.items,
+            recipient=visit.elder_id,
+            date=visit.service_day,
+            location={
+                "check_in": None
+                if visit.check_in_lat is None
+                else {"lat": visit.check_in_lat, "lon": visit.check_in_lon},
+                "check_out": None
+                if visit.check_out_lat is None
+                else {"lat": visit.check_out_lat, "lon": visit.check_out_lon},
+            },
+            provider=visit.staff_id,
+            begin=visit.check_in_at,
+            end=visit.check_out_at,
+        )
+        out.append(read)
+    return out
+
+
+async def route_of(
+    *, session: AsyncSession, staff_id: uuid.UUID, lo: datetime, hi: datetime
+) -> list[Visit]:
+    """A caregiver's visits planned in [lo, hi) in route order, and any still checked in."""
+    return list(
+        await session.scalars(
+            select(Visit)
+            .where(
+                Visit.staff_id == staff_id,
+                Visit.status != "cancelled",
+                and_(Visit.planned_start >= lo, Visit.planned_start < hi)
+                | (Visit.status == "checked_in"),
+            )
+            .order_by(Visit.route_seq.nulls_last(), Visit.planned_start)
+        )
+    )
+
+
+async def of_day(
+    *,
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    lo: datetime,
+    hi: datetime,
+    station_id: uuid.UUID | None,
+    lock: bool,
+) -> list[Visit]:
+    """An org's (or one station's) visits planned in [lo, hi), not cancelled; ``lock`` holds
+    them while a new assignment is written."""
+    stmt = select(Visit).where(
+        Visit.org_id == org_id,
+        Visit.planned_start >= lo,
+        Visit.planned_start < hi,
+        Visit.status != "cancelled",
+    )
+    if station_id:
+        stmt = stmt.where(Visit.station_id == station_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    return list(await session.scalars(stmt.order_by(Visit.planned_start, Visit.id)))
+
+
+async def assign(
+    *,
+    session: AsyncSession,
+    visits: dict[str, Visit],
+    routes: dict[str, list[str]],
+    etas: dict[str, float],
+    day: date,
+    unavailable: set[uuid.UUID],
+) -> None:
+    """Write a day's assignment onto its planned visits: caregiver, route order and ETA
+    (minutes after midnight, Asia/Shanghai). A visit left out loses its place in any route,
+    and its caregiver too when that caregiver is off sick."""
+    midnight = datetime.combine(day, time.min, tzinfo=clock.SHANGHAI)
+    placed = set()
+    for wid, stops in routes.items():
+        for seq, vid in enumerate(stops):
+            v = visits[vid]
+            v.staff_id, v.route_seq = uuid.UUID(wid), seq
+            v.eta = midnight + timedelta(minutes=etas[vid])
+            placed.add(vid)
+    for vid, v in visits.items():
+        if vid not in placed:
+            if v.staff_id in unavailable:
+                v.staff_id = None
+            v.route_seq = v.eta = None
+    await session.flush()
