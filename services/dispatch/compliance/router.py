@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from services.dispatch.compliance import service
 from services.dispatch.compliance.schemas import BedCompliance, OrgCompliance
-from shared.auth import Principal, ScopedReader, StaffReader
+from shared.auth import Principal, StaffReader
 from shared.errors import Unprocessable
 from shared.i18n import T
 from shared.uow import SessionDep
@@ -35,7 +35,7 @@ def parse_month(month: str) -> date:
     summary="Hours, days with ≥ 1 h, ≥ 30 h met, daily-living kinds, excluded visits and why",
 )
 async def bed_compliance(
-    bed_id: uuid.UUID, month: Month, session: SessionDep, principal: Principal = ScopedReader
+    bed_id: uuid.UUID, month: Month, session: SessionDep, principal: Principal = StaffReader
 ) -> BedCompliance:
     return await service.bed(
         session=session, principal=principal, bed_id=bed_id, month=parse_month(month)

@@ -46,9 +46,9 @@ def scope_clause(principal: Principal) -> ColumnElement[bool]:
         return or_(Dispatch.staff_id == principal.staff, Dispatch.id.in_(mine))
     if role is Role.org_admin:
         return Dispatch.org_id == principal.org
-    if role in (Role.admin, Role.street, Role.community, Role.family, Role.service):
+    if role in (Role.admin, Role.street, Role.community, Role.service):
         return scoping.by_elder(principal, Dispatch.elder_id)
-    return false()
+    return false()  # family members see nothing operational (they are told by notification)
 
 
 def readable_statement(principal: Principal) -> Select[tuple[Dispatch]]:

@@ -18,7 +18,7 @@ from services.dispatch.visits.schemas import (
     VisitRead,
     VisitStatus,
 )
-from shared.auth import Principal, Role, ScopedReader, require_roles
+from shared.auth import Principal, Role, StaffReader, require_roles
 from shared.pagination import Cursor, Limit, Page, paginate
 from shared.uow import SessionDep
 
@@ -48,7 +48,7 @@ async def create_visit(
 @router.get("", response_model=Page[VisitRead], summary="Visits in your scope")
 async def list_visits(
     session: SessionDep,
-    principal: Principal = ScopedReader,
+    principal: Principal = StaffReader,
     bed_id: uuid.UUID | None = None,
     staff_id: uuid.UUID | None = None,
     status: VisitStatus | None = None,
@@ -76,7 +76,7 @@ async def list_visits(
 
 @router.get("/{visit_id}", response_model=VisitRead)
 async def get_visit(
-    visit_id: uuid.UUID, session: SessionDep, principal: Principal = ScopedReader
+    visit_id: uuid.UUID, session: SessionDep, principal: Principal = StaffReader
 ) -> VisitRead:
     return await service.to_read(
         session, await service.get(session=session, principal=principal, visit_id=visit_id)
