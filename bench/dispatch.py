@@ -174,10 +174,49 @@ async def _seed_registry(url: str, rng: np.random.Generator) -> dict[str, Any]:
             ],
             records=beds,
         )
+        await _seed_responders(conn, stations)
         await conn.execute("ANALYZE")
         return {"orgs": orgs, "stations": stations, "elders": elders, "beds": beds}
     finally:
         await conn.close()
+
+
+async def _seed_responders(conn: asyncpg.Connection, stations: list[tuple]) -> None:
+    """One on-duty, insured caregiver per station: a hand-off has candidates to offer to."""
+    today = datetime.now(UTC).date()
+    await conn.copy_records_to_table(
+        "staff",
+        schema_name="registry",
+        columns=[
+            "id",
+            "org_id",
+            "station_id",
+            "name",
+            "role",
+            "phone_enc",
+            "phone_masked",
+            "certificates",
+            "insured_until",
+            "on_duty",
+            "active",
+        ],
+        records=[
+            (
+                _uuid(),
+                st[1],
+                st[0],
+                f"r{k}",
+                "caregiver",
+                b"\x00",
+                "138****0000",
+                "[]",
+                today + timedelta(days=365),
+                True,
+                True,
+            )
+            for k, st in enumerate(stations)
+        ],
+    )
 
 
 def _get(port: int, path: str, token: str) -> tuple[int, bytes]:

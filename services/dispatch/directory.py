@@ -160,3 +160,14 @@ async def homes(*, session: AsyncSession, elder_ids: set[uuid.UUID]) -> dict[uui
         select(e.c.id, e.c.lat, e.c.lon, e.c.zone).where(e.c.id.in_(elder_ids))
     )
     return {r.id: r for r in rows}
+
+
+async def addresses(*, session: AsyncSession, elder_ids: set[uuid.UUID]) -> dict[uuid.UUID, Any]:
+    """Where elders live as a community officer needs it (region, address), by elder id."""
+    if not elder_ids:
+        return {}
+    e = rm.elders
+    rows = await session.execute(
+        select(e.c.id, e.c.residence_region, e.c.address).where(e.c.id.in_(elder_ids))
+    )
+    return {r.id: r for r in rows}

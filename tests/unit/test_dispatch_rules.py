@@ -369,3 +369,23 @@ def test_a_warm_start_vroom_refuses_is_dropped_not_fatal(caplog):
         sol = solver.vroom_solve(jobs, workers, matrix, timeout_s=5, threads=1)
     assert "refused 1 of 1 warm-start routes" in caplog.text
     assert sol.assigned == 2 and [s.job for s in sol.routes["w"]] == ["a", "b"]
+
+
+def test_a_new_timer_wakes_the_timer_loop_only_when_due_before_its_planned_look():
+    import asyncio
+
+    from services.dispatch.dispatches.service import timer_payload
+    from services.dispatch.timers import wake_if_sooner
+
+    now = datetime.now(UTC)
+    planned = (now + timedelta(seconds=1)).timestamp()
+    for due, wakes in ((now + timedelta(seconds=60), False), (now, True)):
+        wake = asyncio.Event()
+        wake_if_sooner(wake, planned, timer_payload(due))
+        assert wake.is_set() is wakes
+    wake = asyncio.Event()
+    wake_if_sooner(wake, float("inf"), timer_payload(now + timedelta(hours=1)))  # mid-look
+    assert wake.is_set()
+    wake = asyncio.Event()
+    wake_if_sooner(wake, planned, "")  # an old-style or foreign NOTIFY: look now
+    assert wake.is_set()

@@ -40,10 +40,13 @@ async def create_dispatch(
     session: SessionDep,
     principal: Principal = Service,
 ) -> DispatchRead:
-    d, created = await service.create(session=session, body=body, travel=request.app.state.travel)
-    if not created:
-        response.status_code = 200
-    return await service.to_read(session, d)
+    made, created = await service.create(
+        session=session, body=body, travel=request.app.state.travel
+    )
+    if created:
+        return made  # written and read in one statement (the hand-off is a latency target)
+    response.status_code = 200
+    return await service.to_read(session, made)
 
 
 @router.post(
