@@ -523,6 +523,7 @@ def _check_out_facts(principal: Principal) -> Select[Any]:
             Visit.status,
             Visit.elder_id,
             Visit.dispatch_id,
+            Visit.kind,
             Visit.planned_start,
             Visit.planned_end,
             Visit.check_in_at,
@@ -598,20 +599,20 @@ async def check_out(
         else None
     )
     planned = (row.planned_end - row.planned_start).total_seconds() / 60.0
-    flags = [
-        f
-        for f in (
-            anomalies.duration(
-                row.check_in_at,
-                body.at,
-                planned,
-                short_ratio=policy.evv.too_short_ratio,
-                long_ratio=policy.evv.too_long_ratio,
-            ),
-            anomalies.items(done),
-        )
-        if f is not None
-    ]
+    duration = anomalies.duration(
+        row.check_in_at,
+        body.at,
+        planned,
+        short_ratio=policy.evv.too_short_ratio,
+        long_ratio=policy.evv.too_long_ratio,
+    )
+    if (
+        row.kind == "emergency"
+        and duration is not None
+        and duration.code != anomalies.OUT_BEFORE_IN
+    ):
+        duration = None  # an emergency has no planned length to fall short of or overrun
+    flags = [f for f in (duration, anomalies.items(done)) if f is not None]
     start, end = min(row.check_in_at, body.at), max(row.check_in_at, body.at)
     others = [
         (vid, since, until or now)
