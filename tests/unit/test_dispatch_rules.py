@@ -177,10 +177,11 @@ def test_chain_always_ends_and_never_offers_a_decliner(candidates, events):
 
 def test_chain_validation():
     assert chain.validate(CHAIN) == []
-    assert chain.validate({"steps": [{"action": "notify_family"}]}) == [
-        "steps: at least one offer step"
-    ]
-    assert chain.validate({"steps": [{"action": "fly"}]})[0].startswith("steps.0.action")
+    ((field, text),) = chain.validate({"steps": [{"action": "notify_family"}]})
+    assert field == "steps"
+    assert (text.zh, text.en) == ("至少需要一个派单（offer）步骤", "at least one offer step")
+    field, text = chain.validate({"steps": [{"action": "fly"}]})[0]
+    assert field == "steps.0.action" and "notify_family" in text.en and "应为" in text.zh
 
 
 def test_month_rule_prorated_daily_minimum_and_kinds():
@@ -205,6 +206,9 @@ def test_month_rule_prorated_daily_minimum_and_kinds():
     )
     assert not short.compliant and short.days_short == [date(2026, 11, 29), date(2026, 11, 30)]
     assert not short.daily_living_kinds_met
+    assert [x.code for x in short.reasons] == ["daily_minimum", "daily_living_kinds"]
+    assert short.reasons[0].message.zh == "2 天的服务不足 60 分钟"
+    assert short.reasons[1].message.en == "1 daily-living kind(s), 3 required"
     full = rules.period(month, date(2026, 1, 1), None, date(2026, 12, 5))
     r = rules.evaluate(
         c,

@@ -7,6 +7,7 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
+from services.dispatch.access import Supervisor
 from services.dispatch.coverage import service
 from services.dispatch.coverage.schemas import (
     BulkReport,
@@ -50,7 +51,7 @@ async def bulk(
     body: BulkRequest,
     request: Request,
     session: SessionDep,
-    principal: Principal = StaffReader,
+    principal: Principal = Supervisor,
     cursor: Cursor = None,
     limit: BulkLimit = 1000,
 ) -> Response:
@@ -76,7 +77,7 @@ async def bulk(
 async def bulk_csv(
     request: Request,
     session: SessionDep,
-    principal: Principal = StaffReader,
+    principal: Principal = Supervisor,
     org_id: uuid.UUID | None = None,
     region: Annotated[str | None, Query(pattern=r"^\d{2,12}$")] = None,
 ) -> Response:

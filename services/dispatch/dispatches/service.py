@@ -806,6 +806,34 @@ async def cancel(*, session: AsyncSession, body: DispatchCancel) -> Dispatch | N
     return d
 
 
+async def timeliness(
+    *,
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    lo: datetime,
+    hi: datetime,
+    answered_within: tuple[int, int],
+    on_site_within: int,
+) -> tuple[int, int, int, int, int]:
+    """An org's dispatches raised in [lo, hi): (counted, cancelled as false alarms, answered
+    within each of ``answered_within`` seconds, on site within ``on_site_within``)."""
+    answered = func.extract("epoch", Dispatch.accepted_at - Dispatch.raised_at)
+    on_site = func.extract("epoch", Dispatch.arrived_at - Dispatch.raised_at)
+    counted = Dispatch.status != "cancelled"
+    row = (
+        await session.execute(
+            select(
+                func.count().filter(counted),
+                func.count().filter(Dispatch.status == "cancelled"),
+                func.count().filter(counted, answered <= answered_within[0]),
+                func.count().filter(counted, answered <= answered_within[1]),
+                func.count().filter(counted, on_site <= on_site_within),
+            ).where(Dispatch.org_id == org_id, Dispatch.raised_at >= lo, Dispatch.raised_at < hi)
+        )
+    ).one()
+    return tuple(row)  # type: ignore[return-value]
+
+
 def _advice(actions: Iterable[str]) -> str | None:
     """Calling 120 is advised once the chain said so, or was worked through."""
     return str(ADVICE_120) if set(actions) & {"advise_120", "exhausted"} else None

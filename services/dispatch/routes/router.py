@@ -5,15 +5,14 @@ from datetime import date
 
 from fastapi import APIRouter, Request
 
+from services.dispatch.access import Manager
 from services.dispatch.routes import service
 from services.dispatch.routes.schemas import DayCheck, DayPlan, PlanDayIn, Tasks
 from shared import clock
-from shared.auth import Principal, Role, StaffReader, require_roles
+from shared.auth import Principal, StaffReader
 from shared.uow import SessionDep
 
 router = APIRouter(tags=["routes and tasks"])
-
-Manager = require_roles(Role.admin, Role.org_admin)
 
 
 @router.get(

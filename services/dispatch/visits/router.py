@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
+from pydantic import AwareDatetime
 
 from services.dispatch.visits import service
 from services.dispatch.visits.models import Visit
@@ -52,8 +52,8 @@ async def list_visits(
     bed_id: uuid.UUID | None = None,
     staff_id: uuid.UUID | None = None,
     status: VisitStatus | None = None,
-    planned_from: Annotated[datetime | None, Query()] = None,
-    planned_to: Annotated[datetime | None, Query()] = None,
+    planned_from: Annotated[AwareDatetime | None, Query()] = None,
+    planned_to: Annotated[AwareDatetime | None, Query()] = None,
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> Page[VisitRead]:
@@ -70,7 +70,7 @@ async def list_visits(
         stmt = stmt.where(Visit.planned_start < planned_to)
     page = await paginate(session, stmt, key=Visit.id, cursor=cursor, limit=limit)
     return Page[VisitRead](
-        items=[await service.to_read(session, v) for v in page.items], next_cursor=page.next_cursor
+        items=await service.to_reads(session, page.items), next_cursor=page.next_cursor
     )
 
 

@@ -814,3 +814,32 @@ async def assign(
                 v.staff_id = None
             v.route_seq = v.eta = None
     await session.flush()
+
+
+async def excluded(
+    *, session: AsyncSession, bed_ids: list[uuid.UUID], first: date, until: date
+) -> list[Any]:
+    """Checked-out visits of these beds in [first, until) that do not count: each with the
+    codes of its open or confirmed flags."""
+    if not bed_ids:
+        return []
+    rows = await session.execute(
+        select(
+            Visit.id,
+            Visit.bed_id,
+            Visit.service_day,
+            Visit.minutes,
+            func.array_agg(aggregate_order_by(VisitFlag.code, VisitFlag.code)).label("codes"),
+        )
+        .join(VisitFlag, VisitFlag.visit_id == Visit.id)
+        .where(
+            Visit.bed_id.in_(bed_ids),
+            Visit.status == "checked_out",
+            Visit.service_day >= first,
+            Visit.service_day < until,
+            VisitFlag.status.in_(("open", "confirmed")),
+        )
+        .group_by(Visit.id)
+        .order_by(Visit.service_day, Visit.id)
+    )
+    return list(rows)
