@@ -7,7 +7,6 @@ and dispatch each on its own uvicorn, as under ``eldercare up``; only HTTP betwe
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 from datetime import UTC, datetime
 
@@ -17,49 +16,11 @@ from services.emulator import handsets
 from services.emulator.options import EmulatorOptions
 from services.emulator.register import register_homes
 from services.emulator.runner import emulate
-from services.telemetry.ingest.worker import IngestWorker
-from services.telemetry.outbox.relay import Relay
 from shared.auth import TokenCodec
-from shared.embedded import free_port
-from tests.integration.dispatch_helpers import serving
+from tests.integration.dispatch_helpers import services_running
 from tests.waiting import eventually
 
 BRISK = handsets.Pace(poll_s=0.2, accept_after_s=0.5, on_site_s=1.0, min_travel_s=0.5)
-
-
-@contextlib.asynccontextmanager
-async def services_up(settings, broker):
-    """Registry, telemetry and dispatch on their own ports, the ingest worker and
-    telemetry's relay to dispatch."""
-    from services.dispatch.app import create_app as dispatch_app
-    from services.registry.app import create_app as registry_app
-    from services.telemetry.app import create_app as telemetry_app
-
-    rport, tport, dport = free_port(), free_port(), free_port()
-    s = settings.model_copy(
-        update={
-            "mqtt_url": broker.url,
-            "mqtt_shared": broker.shared,
-            "registry_url": f"http://127.0.0.1:{rport}",
-            "telemetry_url": f"http://127.0.0.1:{tport}",
-            "dispatch_url": f"http://127.0.0.1:{dport}",
-            "dispatch_background": True,
-        }
-    )
-    with (
-        serving(registry_app(s), rport),
-        serving(telemetry_app(s), tport),
-        serving(dispatch_app(s), dport),
-    ):
-        stop = asyncio.Event()
-        worker = IngestWorker(s, client_id="ingest-test")
-        tasks = [asyncio.create_task(worker.run(stop)), asyncio.create_task(Relay(s).run(stop))]
-        try:
-            assert await asyncio.to_thread(worker.subscribed.wait, 15), "worker never subscribed"
-            yield s
-        finally:
-            stop.set()
-            await asyncio.wait_for(asyncio.gather(*tasks), 15)
 
 
 async def test_handsets_answer_a_button_press_until_the_alert_is_resolved(settings, broker):
@@ -76,7 +37,7 @@ async def test_handsets_answer_a_button_press_until_the_alert_is_resolved(settin
         start=datetime.now(UTC),
         register=True,
     )
-    async with services_up(settings, broker) as s:
+    async with services_running(settings, broker, registry=True) as s:
         admin = {"Authorization": f"Bearer {TokenCodec(s).issue(role='admin', sub='e2e')}"}
         async with httpx.AsyncClient(base_url=s.service_url("registry"), timeout=30) as reg:
             homes = await register_homes(options, client=reg, token=admin["Authorization"][7:])

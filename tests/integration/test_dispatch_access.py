@@ -9,34 +9,17 @@ from datetime import UTC, datetime, timedelta
 
 from shared import clock
 from tests.integration.builders import make_org
-from tests.integration.dispatch_helpers import caregiver, make_bed_home, make_staff
+from tests.integration.dispatch_helpers import caregiver, make_bed_home, make_staff, new_visit
 
 HOME = (24.7236, 118.1520)
-
-
-async def visit_for(dispatch, home, staff, minutes_ago: int = 30) -> dict:
-    start = datetime.now(UTC) - timedelta(minutes=minutes_ago)
-    r = await dispatch.post(
-        "/v1/visits",
-        {
-            "bed_id": home["bed"]["id"],
-            "staff_id": staff["id"],
-            "planned_start": start.isoformat(),
-            "planned_end": (start + timedelta(hours=1)).isoformat(),
-            "items": ["meal"],
-        },
-        role="org_admin",
-        org=home["org"]["id"],
-    )
-    assert r.status_code == 201, r.text
-    return r.json()
 
 
 async def test_the_scoping_matrix(registry, dispatch):
     home = await make_bed_home(registry)
     org = home["org"]
     a, b = await make_staff(registry, org), await make_staff(registry, org)
-    va, vb = await visit_for(dispatch, home, a), await visit_for(dispatch, home, b)
+    va = await new_visit(dispatch, home, a, start_ago_min=30)
+    vb = await new_visit(dispatch, home, b, start_ago_min=30)
     plan = (
         await dispatch.post(
             "/v1/plans",

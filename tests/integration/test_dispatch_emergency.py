@@ -17,6 +17,7 @@ from tests.integration.dispatch_helpers import (
     caregiver,
     make_bed_home,
     make_staff,
+    staff_north_of,
 )
 
 HOME = (24.7236, 118.1520)
@@ -110,15 +111,9 @@ async def test_decline_moves_on_at_once_and_no_answer_moves_on_when_the_wait_end
 ):
     home = await make_bed_home(registry)
     org = home["org"]
-    a = await make_staff(
-        registry, org, station=await add_station(registry, org, HOME[0] + 0.001, HOME[1])
-    )
-    b = await make_staff(
-        registry, org, station=await add_station(registry, org, HOME[0] + 0.003, HOME[1])
-    )
-    c = await make_staff(
-        registry, org, station=await add_station(registry, org, HOME[0] + 0.005, HOME[1])
-    )
+    a = await staff_north_of(registry, org, HOME, 0.001)
+    b = await staff_north_of(registry, org, HOME, 0.003)
+    c = await staff_north_of(registry, org, HOME, 0.005)
     await chain(
         dispatch,
         org["id"],
@@ -247,12 +242,8 @@ async def test_cancel_for_a_false_alarm_stops_the_chain_and_is_idempotent(regist
 async def test_timer_loop_fires_from_the_database(registry, dispatch):
     home = await make_bed_home(registry)
     org = home["org"]
-    a = await make_staff(
-        registry, org, station=await add_station(registry, org, HOME[0] + 0.001, HOME[1])
-    )
-    b = await make_staff(
-        registry, org, station=await add_station(registry, org, HOME[0] + 0.003, HOME[1])
-    )
+    a = await staff_north_of(registry, org, HOME, 0.001)
+    b = await staff_north_of(registry, org, HOME, 0.003)
     await chain(
         dispatch, org["id"], [{"action": "offer", "wait_s": 1}, {"action": "offer", "wait_s": 60}]
     )
@@ -400,12 +391,8 @@ async def test_the_desk_resolving_a_dispatch_tells_its_caregiver(registry, dispa
 async def test_responders_are_ranked_from_where_they_were_last_seen_today(registry, dispatch):
     home = await make_bed_home(registry)
     org = home["org"]
-    near_station = await make_staff(
-        registry, org, station=await add_station(registry, org, HOME[0] + 0.01, HOME[1])
-    )
-    roaming = await make_staff(
-        registry, org, station=await add_station(registry, org, HOME[0] + 0.05, HOME[1])
-    )
+    near_station = await staff_north_of(registry, org, HOME, 0.01)
+    roaming = await staff_north_of(registry, org, HOME, 0.05)
     # the roaming caregiver checked in and out of a visit next door this morning
     neighbour = await make_bed_home(registry, org, lat=HOME[0] + 0.001, lon=HOME[1])
     start = datetime.now(UTC) - timedelta(minutes=50)

@@ -14,7 +14,7 @@ from shared import clock
 from shared.visits_readmodel import verified_visits
 from tests.factories import credit_code
 from tests.integration.builders import make_org
-from tests.integration.dispatch_helpers import caregiver, make_bed_home, make_staff
+from tests.integration.dispatch_helpers import caregiver, make_bed_home, make_staff, new_visit
 
 HOME = (24.7236, 118.1520)  # tests.factories.elder_body()
 
@@ -26,25 +26,6 @@ async def db(database_url):
         yield conn
     finally:
         await conn.close()
-
-
-async def new_visit(
-    dispatch, home, staff, *, start_ago_min=120, minutes=60, items=("助餐", "cleaning"), **claims
-):
-    start = datetime.now(UTC) - timedelta(minutes=start_ago_min)
-    r = await dispatch.post(
-        "/v1/visits",
-        {
-            "bed_id": home["bed"]["id"],
-            "staff_id": staff["id"],
-            "planned_start": start.isoformat(),
-            "planned_end": (start + timedelta(minutes=minutes)).isoformat(),
-            "items": list(items),
-        },
-        **(claims or {"role": "org_admin", "org": home["org"]["id"]}),
-    )
-    assert r.status_code == 201, r.text
-    return r.json()
 
 
 def when(minutes_ago: float) -> str:

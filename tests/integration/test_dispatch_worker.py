@@ -15,11 +15,11 @@ import orjson
 
 from services.dispatch.notifications import sender
 from tests.integration.dispatch_helpers import (
-    add_station,
     caregiver,
     make_bed_home,
     make_staff,
     serving,
+    staff_north_of,
 )
 from tests.waiting import eventually
 
@@ -64,12 +64,8 @@ class App:
 async def test_restart_in_the_middle_of_a_chain_loses_no_timer(registry, settings):
     home = await make_bed_home(registry)
     org = home["org"]
-    a = await make_staff(
-        registry, org, station=await add_station(registry, org, HOME[0] + 0.001, HOME[1])
-    )
-    b = await make_staff(
-        registry, org, station=await add_station(registry, org, HOME[0] + 0.003, HOME[1])
-    )
+    a = await staff_north_of(registry, org, HOME, 0.001)
+    b = await staff_north_of(registry, org, HOME, 0.003)
     async with App(settings) as first:
         r = await first.client.put(
             f"/v1/orgs/{org['id']}/dispatch-settings",

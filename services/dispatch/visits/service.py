@@ -310,6 +310,25 @@ def _codes_of(visit_id: Any) -> Any:
     )
 
 
+def _facts_of_visit(elders: Any) -> tuple[Any, ...]:
+    """What both check-in and check-out read of the visit itself, its home and its flags."""
+    return (
+        Visit.id,
+        Visit.staff_id,
+        Visit.status,
+        Visit.elder_id,
+        Visit.dispatch_id,
+        Visit.kind,
+        Visit.planned_start,
+        Visit.planned_end,
+        Visit.check_in_at,
+        Visit.late,
+        elders.c.lat.label("home_lat"),
+        elders.c.lon.label("home_lon"),
+        _codes_of(Visit.id).label("codes"),
+    )
+
+
 def _merged(existing: list[str] | None, new: list[anomalies.Flag]) -> list[str]:
     codes = list(existing or [])
     return codes + [f.code for f in new if f.code not in codes]
@@ -348,25 +367,14 @@ def _check_in_facts(principal: Principal) -> Select[Any]:
     )
     return (
         select(
-            Visit.id,
-            Visit.staff_id,
-            Visit.status,
-            Visit.elder_id,
-            Visit.dispatch_id,
-            Visit.planned_start,
-            Visit.planned_end,
-            Visit.check_in_at,
+            *_facts_of_visit(e),
             Visit.check_in_lat,
             Visit.check_in_lon,
             Visit.check_in_distance_m,
-            Visit.late,
-            e.c.lat.label("home_lat"),
-            e.c.lon.label("home_lon"),
             select(OrgSettings.gps_tolerance_m)
             .where(OrgSettings.org_id == Visit.org_id)
             .scalar_subquery()
             .label("tolerance"),
-            _codes_of(Visit.id).label("codes"),
             select(func.array_agg(aggregate_order_by(other.id, other.id)))
             .where(*still_in)
             .scalar_subquery()
@@ -518,26 +526,14 @@ def _check_out_facts(principal: Principal) -> Select[Any]:
 
     return (
         select(
-            Visit.id,
-            Visit.staff_id,
-            Visit.status,
-            Visit.elder_id,
-            Visit.dispatch_id,
-            Visit.kind,
-            Visit.planned_start,
-            Visit.planned_end,
-            Visit.check_in_at,
+            *_facts_of_visit(e),
             Visit.check_out_at,
             Visit.check_out_lat,
             Visit.check_out_lon,
             Visit.check_out_distance_m,
-            Visit.late,
-            e.c.lat.label("home_lat"),
-            e.c.lon.label("home_lon"),
             s.c.role.label("staff_role"),
             o.c.medical_license,
             o.c.medical_license_valid_until,
-            _codes_of(Visit.id).label("codes"),
             agg(other.id, "other_ids"),
             agg(other.check_in_at, "other_ins"),
             agg(other.check_out_at, "other_outs"),
