@@ -16,7 +16,7 @@ from services.dispatch.catalogue.models import ServiceCategory, ServiceItem
 from services.dispatch.catalogue.schemas import CategoryRead, ItemCreate, ItemRead, ItemUpdate
 from shared.errors import Conflict, NotFound, Unprocessable
 from shared.i18n import T
-from shared.pagination import Page, paginate
+from shared.pagination import Page, decode_cursor, paginate
 
 
 @dataclass(frozen=True)
@@ -161,6 +161,12 @@ async def categories(
     *, session: AsyncSession, cursor: str | None, limit: int
 ) -> Page[CategoryRead]:
     """Categories in their order (``position``), each with its items."""
+    after = decode_cursor(cursor)
+    if after is not None and not (isinstance(after, int) and -(2**31) <= after < 2**31):
+        raise Unprocessable(  # positions are 32-bit: this cursor names no category
+            T("分页游标无效", "cursor is not valid"),
+            errors=[("cursor", T("不是有效的分页游标", "not a cursor"))],
+        )
     page = await paginate(
         session,
         select(ServiceCategory),

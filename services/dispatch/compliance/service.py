@@ -20,6 +20,8 @@ from services.dispatch.visits import service as visits
 from shared import clock
 from shared import readmodel as rm
 from shared.auth import Principal
+from shared.errors import Unprocessable
+from shared.i18n import T
 from shared.pagination import decode_cursor, encode_cursor
 from shared.visits_readmodel import verified_visits as vv
 
@@ -129,6 +131,11 @@ async def org(
     short = [r for r in results if not r.compliant and r.days_in_period > 0]
     after = decode_cursor(cursor)
     if after is not None:
+        if not isinstance(after, uuid.UUID):
+            raise Unprocessable(  # pages are keyed by bed id
+                T("分页游标无效", "cursor is not valid"),
+                errors=[("cursor", T("不是有效的分页游标", "not a cursor"))],
+            )
         short = [r for r in short if r.bed_id > after]
     return OrgCompliance(
         org_id=org_id,
