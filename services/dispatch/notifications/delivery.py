@@ -28,47 +28,50 @@ WHERE id IN (
 )
 RETURNING id, dispatch_id, event, recipient_kind, payload, attempts
 """
-# The whole batch settled at once; a message given up on is kept as ``failed``.
+# The whole batch settled in one statement. A message given up on is kept as ``failed`` and
+# is not a silent end: the dispatch records it, and the desk is told (unless what failed was
+# the desk's own message — then the step is the record). One statement, so no crash between
+# giving up and telling anyone; no transaction around it, so no extra round trips.
 _SETTLE = """
-UPDATE dispatch.notifications AS n SET
-    attempts = n.attempts + 1,
-    last_error = r.error,
-    status = CASE WHEN r.error IS NULL THEN 'delivered'
-        WHEN n.attempts + 1 >= $3 THEN 'failed' ELSE n.status END,
-    delivered_at = CASE WHEN r.error IS NULL THEN now() END,
-    next_attempt_at = CASE WHEN r.error IS NULL THEN n.next_attempt_at
-        ELSE now() + make_interval(secs => least(power(2, n.attempts + 1), $4)) END
-FROM unnest($1::bigint[], $2::text[]) AS r(id, error)
-WHERE n.id = r.id
-RETURNING n.id, n.dispatch_id, n.event, n.recipient_kind, n.status
-"""
-# A message given up on is not a silent end: the dispatch records it, and the desk is told
-# (unless what failed was the desk's own message — then the step is the record).
-_GAVE_UP = """
-WITH failed AS (
-    SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::text[])
-        AS f(id, dispatch_id, event, recipient_kind)
-    WHERE dispatch_id IS NOT NULL
+WITH settled AS (
+    UPDATE dispatch.notifications AS n SET
+        attempts = n.attempts + 1,
+        last_error = r.error,
+        status = CASE WHEN r.error IS NULL THEN 'delivered'
+            WHEN n.attempts + 1 >= $3 THEN 'failed' ELSE n.status END,
+        delivered_at = CASE WHEN r.error IS NULL THEN now() END,
+        next_attempt_at = CASE WHEN r.error IS NULL THEN n.next_attempt_at
+            ELSE now() + make_interval(secs => least(power(2, n.attempts + 1), $4)) END
+    FROM unnest($1::bigint[], $2::text[]) AS r(id, error)
+    WHERE n.id = r.id
+    RETURNING n.id, n.dispatch_id, n.event, n.recipient_kind, n.status
+), failed AS (
+    SELECT id, dispatch_id, event, recipient_kind FROM settled
+    WHERE status = 'failed' AND dispatch_id IS NOT NULL
 ), steps AS (
     INSERT INTO dispatch.dispatch_steps (dispatch_id, action, actor, detail)
     SELECT dispatch_id, 'notification_failed', 'system',
         jsonb_build_object('notification_id', id, 'event', event, 'recipient_kind', recipient_kind)
     FROM failed ORDER BY id
+), desk AS (
+    INSERT INTO dispatch.notifications
+        (dispatch_id, event, recipient_kind, payload, status, attempts)
+    SELECT f.dispatch_id, 'notification_failed', 'desk',
+        jsonb_build_object('dispatch_id', f.dispatch_id, 'notification_id', f.id,
+            'event', f.event, 'recipient_kind', f.recipient_kind),
+        'pending', 0
+    FROM failed f WHERE f.recipient_kind <> 'desk'
+    RETURNING id
 )
-INSERT INTO dispatch.notifications (dispatch_id, event, recipient_kind, payload, status, attempts)
-SELECT f.dispatch_id, 'notification_failed', 'desk',
-    jsonb_build_object('dispatch_id', f.dispatch_id, 'notification_id', f.id,
-        'event', f.event, 'recipient_kind', f.recipient_kind),
-    'pending', 0
-FROM failed f WHERE f.recipient_kind <> 'desk'
+SELECT (SELECT count(*) FROM settled WHERE status = 'failed') AS gave_up,
+    (SELECT pg_notify($5, '') WHERE EXISTS (SELECT 1 FROM desk)) AS woke
 """
 
 
 async def deliver_due(pool: asyncpg.Pool, notifier: Notifier) -> tuple[int, int]:
     """One batch: (leased, failed)."""
     policy = dispatch_policy.load()
-    async with pool.acquire() as conn, conn.transaction():
-        rows = await conn.fetch(_LEASE, LEASE_S)
+    rows = await pool.fetch(_LEASE, LEASE_S)  # one statement: atomic without a transaction
     if not rows:
         return 0, 0
 
@@ -87,31 +90,21 @@ async def deliver_due(pool: asyncpg.Pool, notifier: Notifier) -> tuple[int, int]
         return None
 
     errors = await asyncio.gather(*(one(r) for r in rows))
-    async with pool.acquire() as conn, conn.transaction():
-        settled = await conn.fetch(
-            _SETTLE,
-            [r["id"] for r in rows],
-            errors,
-            policy.notify_max_attempts,
-            policy.notify_max_backoff_s,
-        )
-        gave_up = [r for r in settled if r["status"] == "failed"]
-        if gave_up:
-            await conn.execute(
-                _GAVE_UP,
-                [r["id"] for r in gave_up],
-                [r["dispatch_id"] for r in gave_up],
-                [r["event"] for r in gave_up],
-                [r["recipient_kind"] for r in gave_up],
-            )
-            await conn.execute("SELECT pg_notify($1, '')", CHANNEL)
+    gave_up = await pool.fetchval(
+        _SETTLE,
+        [r["id"] for r in rows],
+        errors,
+        policy.notify_max_attempts,
+        policy.notify_max_backoff_s,
+        CHANNEL,
+    )
     failed, first = leasing.first_error(errors)
     if failed:
         log.warning(
             "notifications: %d of %d not delivered (%d given up; first: %s)",
             failed,
             len(rows),
-            len(gave_up),
+            gave_up,
             first,
         )
     return len(rows), failed

@@ -60,13 +60,11 @@ class Relay:
 
     async def deliver_due(self, pool: asyncpg.Pool) -> tuple[int, int]:
         """One batch: (leased, failed)."""
-        async with pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(_LEASE, LEASE_S)
+        rows = await pool.fetch(_LEASE, LEASE_S)  # one statement: atomic without a transaction
         if not rows:
             return 0, 0
         errors = await asyncio.gather(*(self._send(r) for r in rows))
-        async with pool.acquire() as conn:
-            await conn.execute(_SETTLE, [r["id"] for r in rows], errors, MAX_BACKOFF_S)
+        await pool.execute(_SETTLE, [r["id"] for r in rows], errors, MAX_BACKOFF_S)
         failed, first = leasing.first_error(errors)
         if failed:
             log.warning(
