@@ -13,8 +13,11 @@ Where things are decided:
 - anomaly rules of a visit: ``visits/anomalies.py``; the monthly rule: ``compliance/rules.py``
 - who is offered an emergency: ``dispatches/service.py: candidates``; what happens next:
   ``dispatches/chain.py`` (a pure state machine); timers: ``timers.py``
-- assignment (VROOM and the greedy baseline): ``routes/solver.py``
+- assignment (VROOM per station + a district pass, the greedy baseline, VROOM's plan mode):
+  ``routes/solver.py``
 - recurring plans → visits: ``plans/generator.py``
-- background loops: ``worker.py``; notifications out: ``notifications/sender.py``
-- who may read what: each aggregate's ``scope_clause(principal)`` over ``shared.scoping``
+- background loops: ``worker.py`` (delivery loops share ``leasing.py``); notifications out:
+  ``notifications/sender.py``
+- who may call what: ``access.py``; who may read what: each aggregate's
+  ``scope_clause(principal)`` over ``shared.scoping``
 """

@@ -127,3 +127,47 @@ async def station(*, session: AsyncSession, station_id: uuid.UUID) -> Any:
     return (
         await session.execute(select(rm.stations).where(rm.stations.c.id == station_id))
     ).first()
+
+
+async def on_duty_staff(
+    *, session: AsyncSession, org_id: uuid.UUID, station_id: uuid.UUID | None = None
+) -> list[Any]:
+    """Active, on-duty staff of an org (or one station) with their station's position."""
+    s, st = rm.staff, rm.stations
+    stmt = (
+        select(s.c.id, s.c.role, s.c.station_id, st.c.lat, st.c.lon)
+        .join(st, st.c.id == s.c.station_id)
+        .where(
+            s.c.org_id == org_id,
+            s.c.active.is_(True),
+            s.c.on_duty.is_(True),
+            st.c.lat.is_not(None),
+            st.c.lon.is_not(None),
+        )
+        .order_by(s.c.id)
+    )
+    if station_id:
+        stmt = stmt.where(s.c.station_id == station_id)
+    return list((await session.execute(stmt)).all())
+
+
+async def homes(*, session: AsyncSession, elder_ids: set[uuid.UUID]) -> dict[uuid.UUID, Any]:
+    """Where elders live (lat, lon, zone), by elder id."""
+    if not elder_ids:
+        return {}
+    e = rm.elders
+    rows = await session.execute(
+        select(e.c.id, e.c.lat, e.c.lon, e.c.zone).where(e.c.id.in_(elder_ids))
+    )
+    return {r.id: r for r in rows}
+
+
+async def addresses(*, session: AsyncSession, elder_ids: set[uuid.UUID]) -> dict[uuid.UUID, Any]:
+    """Where elders live as a community officer needs it (region, address), by elder id."""
+    if not elder_ids:
+        return {}
+    e = rm.elders
+    rows = await session.execute(
+        select(e.c.id, e.c.residence_region, e.c.address).where(e.c.id.in_(elder_ids))
+    )
+    return {r.id: r for r in rows}

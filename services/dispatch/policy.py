@@ -79,6 +79,7 @@ class DispatchPolicy:
     kpis: dict[str, Kpi]
     responder_roles: frozenset[str]
     max_candidates: int
+    arrival_timeout_s: int
     default_chain: dict[str, Any]
     notify_max_attempts: int
     notify_max_backoff_s: float
@@ -123,6 +124,7 @@ def parse(raw: dict[str, Any]) -> DispatchPolicy:
         kpis={k: Kpi(int(v["seconds"]), float(v["target"])) for k, v in raw["kpis"].items()},
         responder_roles=frozenset(raw["emergency"]["responder_roles"]),
         max_candidates=int(raw["emergency"]["max_candidates"]),
+        arrival_timeout_s=int(raw["emergency"]["arrival_timeout_s"]),
         default_chain=raw["emergency"]["default_chain"],
         notify_max_attempts=int(raw["notifications"]["max_attempts"]),
         notify_max_backoff_s=float(raw["notifications"]["max_backoff_s"]),

@@ -51,8 +51,10 @@ class DispatchWorker:
 
     async def start(self) -> None:
         url = plain_url(self.settings.database_url)
+        # Single statements only, no session state (listeners have their own connections):
+        # the default reset on release would cost every delivery round another round trip.
         self.pool = await asyncpg.create_pool(
-            url, min_size=1, max_size=3, server_settings={"timezone": "UTC"}
+            url, min_size=1, max_size=3, server_settings={"timezone": "UTC"}, reset=_no_reset
         )
         self.relay = Relay(self.settings)
         pool, relay = self.pool, self.relay
@@ -98,6 +100,10 @@ class DispatchWorker:
             await close()
         if self.pool:
             await self.pool.close()
+
+
+async def _no_reset(connection: asyncpg.Connection) -> None:
+    return None
 
 
 async def _main() -> None:

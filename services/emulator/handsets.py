@@ -6,7 +6,7 @@ the registry, idempotently per seed), then each handset polls its task feed
 caregiver "travels" (the offer's travel minutes, sped up like the emulator's clock), checks in
 at the home (arrival), stays a while and checks out with the items done — which resolves the
 dispatch and, through dispatch's outbox, the alert in telemetry. So ``eldercare up`` shows the
-whole loop: button → offer → accepted → on site → resolved.
+whole loop: button → offer → accepted → on site → resolved, one log line per step.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,9 +29,17 @@ from shared.config import Settings
 log = logging.getLogger(__name__)
 
 CAREGIVERS = 3
-POLL_S = 2.0
-ACCEPT_AFTER_S = 4.0
-ON_SITE_S = 15.0
+NAME = "模拟护理员"
+
+
+@dataclass(frozen=True)
+class Pace:
+    """How a person at a handset behaves, in real seconds (tests make it brisk)."""
+
+    poll_s: float = 2.0  # how often the handset looks at its task feed
+    accept_after_s: float = 4.0  # reading the offer, then tapping "accept"
+    on_site_s: float = 15.0  # with the elder, between check-in and check-out
+    min_travel_s: float = 1.0  # the offer's travel minutes, sped up, but never less
 
 
 @dataclass
@@ -41,25 +49,36 @@ class Handset:
     token: str
     busy: set[str] = field(default_factory=set)  # dispatch ids being handled
 
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
 
-async def _org(
-    client: httpx.AsyncClient, headers: dict[str, str], seed: int
-) -> dict[str, Any] | None:
-    code, cursor = credit_code(seed), None
+
+async def _each(
+    client: httpx.AsyncClient, path: str, headers: dict[str, str]
+) -> AsyncIterator[dict[str, Any]]:
+    """Every item of a registry list, page by page (``{items, next_cursor}``; a plain list
+    is read whole)."""
+    cursor = None
     while True:
         r = await client.get(
-            "/v1/orgs",
-            params={"limit": 200, **({"cursor": cursor} if cursor else {})},
-            headers=headers,
+            path, params={"limit": 200, **({"cursor": cursor} if cursor else {})}, headers=headers
         )
         r.raise_for_status()
-        page = r.json()
-        for org in page["items"]:
-            if org["credit_code"] == code:
-                return org
-        cursor = page.get("next_cursor")
+        body = r.json()
+        for item in body["items"] if isinstance(body, dict) else body:
+            yield item
+        cursor = body.get("next_cursor") if isinstance(body, dict) else None
         if not cursor:
-            return None
+            return
+
+
+async def _org(client: httpx.AsyncClient, headers: dict[str, str], seed: int) -> dict | None:
+    code = credit_code(seed)
+    async for org in _each(client, "/v1/orgs", headers):
+        if org["credit_code"] == code:
+            return org
+    return None
 
 
 async def enrol(
@@ -71,14 +90,14 @@ async def enrol(
     org = await _org(registry, admin, options.seed)
     if org is None:
         raise RuntimeError("the emulated org is not registered (run with --register)")
-    stations = (await registry.get(f"/v1/orgs/{org['id']}/stations", headers=admin)).json()
-    staff = (await registry.get(f"/v1/orgs/{org['id']}/staff", headers=admin)).json()
-    mine = [s for s in staff if s["name"].startswith("模拟护理员")]
+    stations = [s async for s in _each(registry, f"/v1/orgs/{org['id']}/stations", admin)]
+    staff = [s async for s in _each(registry, f"/v1/orgs/{org['id']}/staff", admin)]
+    mine = [s for s in staff if s["name"].startswith(NAME)]
     for k in range(len(mine), CAREGIVERS):
         r = await registry.post(
             f"/v1/orgs/{org['id']}/staff",
             json={
-                "name": f"模拟护理员{k + 1}",
+                "name": f"{NAME}{k + 1}",
                 "role": "caregiver",
                 "phone": f"1360000{options.seed % 1000:03d}{k % 10}",
                 "station_id": stations[0]["id"] if stations else None,
@@ -99,36 +118,46 @@ async def enrol(
     ]
 
 
-async def _handle(
+async def respond(
     h: Handset,
     offer: dict[str, Any],
     dispatch: httpx.AsyncClient,
     registry: httpx.AsyncClient,
     admin: dict[str, str],
+    *,
     speed: float,
-) -> None:
-    auth = {"Authorization": f"Bearer {h.token}"}
+    pace: Pace,
+) -> str:
+    """One caregiver's answer to one offer: accept, travel, check in, stay, check out.
+    Returns how it ended (``resolved``, or where it stopped)."""
     try:
-        await asyncio.sleep(ACCEPT_AFTER_S)
-        r = await dispatch.post(f"/v1/dispatches/{offer['id']}/accept", headers=auth)
+        await asyncio.sleep(pace.accept_after_s)
+        r = await dispatch.post(f"/v1/dispatches/{offer['id']}/accept", headers=h.auth)
         if r.status_code != 200:
-            return  # the offer moved on meanwhile
+            log.info("handset %s: offer %s moved on (%s)", h.staff_id, offer["id"], r.status_code)
+            return "moved_on"
         accepted = r.json()
         log.info("handset %s accepted dispatch %s", h.staff_id, offer["id"])
         minutes = next(
             (c["minutes"] for c in accepted["candidates"] if c["staff_id"] == h.staff_id), 5.0
         )
-        await asyncio.sleep(max(1.0, minutes * 60 / speed))  # travelling
+        await asyncio.sleep(max(pace.min_travel_s, minutes * 60 / speed))  # travelling
+        visit = accepted.get("visit_id")
+        if not visit:
+            log.warning("handset %s: dispatch %s has no visit to check in", h.staff_id, offer["id"])
+            return "no_visit"
         elder = (await registry.get(f"/v1/elders/{accepted['elder_id']}", headers=admin)).json()
         here = {"lat": elder["lat"], "lon": elder["lon"]}
-        visit = accepted["visit_id"]
         r = await dispatch.post(
             f"/v1/visits/{visit}/check-in",
             json={**here, "at": datetime.now(UTC).isoformat()},
-            headers=auth,
+            headers=h.auth,
         )
-        log.info("handset %s on site (%s)", h.staff_id, r.status_code)
-        await asyncio.sleep(ON_SITE_S)
+        if r.status_code not in (200, 201):
+            log.warning("handset %s: check-in refused (%s): %s", h.staff_id, r.status_code, r.text)
+            return "check_in_refused"
+        log.info("handset %s on site for dispatch %s", h.staff_id, offer["id"])
+        await asyncio.sleep(pace.on_site_s)
         r = await dispatch.post(
             f"/v1/visits/{visit}/check-out",
             json={
@@ -137,17 +166,29 @@ async def _handle(
                 "items_done": ["emergency_aid"],
                 "note": "模拟：已到场处置",
             },
-            headers=auth,
+            headers=h.auth,
         )
-        log.info("handset %s checked out, dispatch resolved (%s)", h.staff_id, r.status_code)
+        if r.status_code not in (200, 201):
+            log.warning("handset %s: check-out refused (%s): %s", h.staff_id, r.status_code, r.text)
+            return "check_out_refused"
+        log.info("handset %s checked out: dispatch %s resolved", h.staff_id, offer["id"])
+        return "resolved"
     except httpx.HTTPError as exc:
         log.warning("handset %s: %s", h.staff_id, exc)
+        return "unreachable"
     finally:
         h.busy.discard(offer["id"])
 
 
-async def run(options: EmulatorOptions, settings: Settings, stop: threading.Event) -> None:
-    speed = options.speed
+async def run(
+    options: EmulatorOptions,
+    settings: Settings,
+    stop: threading.Event,
+    *,
+    pace: Pace = Pace(),
+    outcomes: list[str] | None = None,
+) -> None:
+    """Poll every handset's feed until ``stop``; ``outcomes`` collects how each offer ended."""
     admin = {"Authorization": f"Bearer {TokenCodec(settings).issue(role='admin', sub='emulator')}"}
     async with (
         httpx.AsyncClient(base_url=settings.service_url("registry"), timeout=10) as registry,
@@ -158,13 +199,16 @@ async def run(options: EmulatorOptions, settings: Settings, stop: threading.Even
             "%d caregiver handsets polling %s", len(handsets), settings.service_url("dispatch")
         )
         tasks: set[asyncio.Task] = set()
+
+        def done(t: asyncio.Task) -> None:
+            tasks.discard(t)
+            if outcomes is not None and not t.cancelled() and t.exception() is None:
+                outcomes.append(t.result())
+
         while not stop.is_set():
             for h in handsets:
                 try:
-                    r = await dispatch.get(
-                        f"/v1/staff/{h.staff_id}/tasks",
-                        headers={"Authorization": f"Bearer {h.token}"},
-                    )
+                    r = await dispatch.get(f"/v1/staff/{h.staff_id}/tasks", headers=h.auth)
                 except httpx.HTTPError:
                     continue  # dispatch not up yet, or restarting
                 if r.status_code != 200:
@@ -172,12 +216,18 @@ async def run(options: EmulatorOptions, settings: Settings, stop: threading.Even
                 for offer in r.json()["offers"]:
                     if offer["id"] not in h.busy:
                         h.busy.add(offer["id"])
-                        t = asyncio.create_task(_handle(h, offer, dispatch, registry, admin, speed))
+                        log.info("handset %s offered dispatch %s", h.staff_id, offer["id"])
+                        t = asyncio.create_task(
+                            respond(
+                                h, offer, dispatch, registry, admin, speed=options.speed, pace=pace
+                            )
+                        )
                         tasks.add(t)
-                        t.add_done_callback(tasks.discard)
-            await asyncio.sleep(POLL_S)
-        for t in tasks:
+                        t.add_done_callback(done)
+            await asyncio.sleep(pace.poll_s)
+        for t in list(tasks):
             t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def start_in_thread(options: EmulatorOptions, settings: Settings) -> threading.Event:
@@ -185,7 +235,7 @@ def start_in_thread(options: EmulatorOptions, settings: Settings) -> threading.E
     stop = threading.Event()
 
     def main() -> None:
-        for attempt in range(30):  # dispatch may still be starting
+        for attempt in range(30):  # dispatch or the registry may still be starting
             try:
                 asyncio.run(run(options, settings, stop))
                 return
@@ -193,7 +243,6 @@ def start_in_thread(options: EmulatorOptions, settings: Settings) -> threading.E
                 log.warning("caregiver handsets stopped (%s); retrying", exc)
                 if stop.wait(min(2.0 * (attempt + 1), 20.0)):
                     return
-        time.sleep(0)
 
     threading.Thread(target=main, name="handsets", daemon=True).start()
     return stop

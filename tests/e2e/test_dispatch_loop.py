@@ -5,8 +5,6 @@ dispatch. Every service talks HTTP to the others, as in production."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import uuid
 from datetime import UTC, datetime
 
@@ -14,10 +12,7 @@ import asyncpg
 import httpx
 import paho.mqtt.client as mqtt
 
-from services.telemetry.ingest.worker import IngestWorker
-from services.telemetry.outbox.relay import Relay
-from shared.embedded import free_port
-from tests.integration.dispatch_helpers import add_station, make_staff, serving
+from tests.integration.dispatch_helpers import add_station, make_staff, services_running
 from tests.integration.telemetry_helpers import make_home, msg
 from tests.waiting import eventually
 
@@ -27,34 +22,6 @@ def publisher(port: int) -> mqtt.Client:
     client.connect("127.0.0.1", port)
     client.loop_start()
     return client
-
-
-@contextlib.asynccontextmanager
-async def platform(settings, broker):
-    """Telemetry and dispatch as real HTTP servers, the ingest worker and telemetry's relay."""
-    from services.dispatch.app import create_app as dispatch_app
-    from services.telemetry.app import create_app as telemetry_app
-
-    dport, tport = free_port(), free_port()
-    s = settings.model_copy(
-        update={
-            "mqtt_url": broker.url,
-            "mqtt_shared": broker.shared,
-            "dispatch_url": f"http://127.0.0.1:{dport}",
-            "telemetry_url": f"http://127.0.0.1:{tport}",
-            "dispatch_background": True,
-        }
-    )
-    with serving(telemetry_app(s), tport), serving(dispatch_app(s), dport):
-        stop = asyncio.Event()
-        worker = IngestWorker(s, client_id="ingest-test")
-        tasks = [asyncio.create_task(worker.run(stop)), asyncio.create_task(Relay(s).run(stop))]
-        try:
-            assert await asyncio.to_thread(worker.subscribed.wait, 15), "worker never subscribed"
-            yield s
-        finally:
-            stop.set()
-            await asyncio.wait_for(asyncio.gather(*tasks), 15)
 
 
 async def test_button_to_offer_to_next_to_accept_to_arrival_to_resolved(
@@ -69,7 +36,7 @@ async def test_button_to_offer_to_next_to_accept_to_arrival_to_resolved(
     nxt = await make_staff(
         registry, org, station=await add_station(registry, org, elder["lat"] + 0.004, elder["lon"])
     )
-    async with platform(settings, broker) as s:
+    async with services_running(settings, broker) as s:
         codec = registry.codec
         admin = {"Authorization": f"Bearer {codec.issue(role='admin')}"}
 
@@ -175,7 +142,7 @@ async def test_false_alarm_in_telemetry_cancels_the_dispatch(
 ):
     home = await make_home(registry)
     await make_staff(registry, home["org"])
-    async with platform(settings, broker) as s:
+    async with services_running(settings, broker) as s:
         admin = {"Authorization": f"Bearer {registry.codec.issue(role='admin')}"}
         async with (
             httpx.AsyncClient(base_url=s.service_url("dispatch"), timeout=10) as d,

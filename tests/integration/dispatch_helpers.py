@@ -3,6 +3,7 @@ starts them), staff members and homes created through the registry API."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 import time
@@ -60,6 +61,71 @@ async def add_station(registry, org: dict, lat: float, lon: float, zone: str = "
     )
     assert r.status_code == 201, r.text
     return r.json()
+
+
+async def staff_north_of(registry, org: dict, home: tuple[float, float], dlat: float) -> dict:
+    """A caregiver at a station of its own ``dlat`` degrees north of ``home``."""
+    return await make_staff(
+        registry, org, station=await add_station(registry, org, home[0] + dlat, home[1])
+    )
+
+
+async def new_visit(
+    dispatch, home, staff, *, start_ago_min=120, minutes=60, items=("助餐", "cleaning"), **claims
+) -> dict:
+    """An ad-hoc visit of ``staff`` at ``home`` (planned by its org unless ``claims`` say who)."""
+    start = datetime.now(UTC) - timedelta(minutes=start_ago_min)
+    r = await dispatch.post(
+        "/v1/visits",
+        {
+            "bed_id": home["bed"]["id"],
+            "staff_id": staff["id"],
+            "planned_start": start.isoformat(),
+            "planned_end": (start + timedelta(minutes=minutes)).isoformat(),
+            "items": list(items),
+        },
+        **(claims or {"role": "org_admin", "org": home["org"]["id"]}),
+    )
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+@contextlib.asynccontextmanager
+async def services_running(settings, broker, *, registry: bool = False):
+    """Telemetry and dispatch (and the registry) as real HTTP servers on free ports, the
+    ingest worker and telemetry's relay to dispatch: the services as ``eldercare up`` runs
+    them, only HTTP between them. Yields the settings that name them."""
+    from services.dispatch.app import create_app as dispatch_app
+    from services.registry.app import create_app as registry_app
+    from services.telemetry.app import create_app as telemetry_app
+    from services.telemetry.ingest.worker import IngestWorker
+    from services.telemetry.outbox.relay import Relay
+
+    rport, tport, dport = free_port(), free_port(), free_port()
+    s = settings.model_copy(
+        update={
+            "mqtt_url": broker.url,
+            "mqtt_shared": broker.shared,
+            "telemetry_url": f"http://127.0.0.1:{tport}",
+            "dispatch_url": f"http://127.0.0.1:{dport}",
+            "dispatch_background": True,
+            **({"registry_url": f"http://127.0.0.1:{rport}"} if registry else {}),
+        }
+    )
+    with contextlib.ExitStack() as stack:
+        if registry:
+            stack.enter_context(serving(registry_app(s), rport))
+        stack.enter_context(serving(telemetry_app(s), tport))
+        stack.enter_context(serving(dispatch_app(s), dport))
+        stop = asyncio.Event()
+        worker = IngestWorker(s, client_id="ingest-test")  # the suite's one persistent session
+        tasks = [asyncio.create_task(worker.run(stop)), asyncio.create_task(Relay(s).run(stop))]
+        try:
+            assert await asyncio.to_thread(worker.subscribed.wait, 15), "worker never subscribed"
+            yield s
+        finally:
+            stop.set()
+            await asyncio.wait_for(asyncio.gather(*tasks), 15)
 
 
 async def make_bed_home(registry, org: dict | None = None, **elder) -> dict:

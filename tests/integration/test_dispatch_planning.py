@@ -4,7 +4,7 @@ generated into visits, and the day's assignment (VROOM and greedy), against real
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import asyncpg
 import numpy as np
@@ -145,7 +145,7 @@ async def test_routing_engine_batches_within_its_limit_and_falls_back_to_the_est
     )
 
 
-async def _bed_started(registry, org, days_ago: int) -> dict:
+async def _bed_started(registry, org, on: date) -> dict:
     elder = await make_elder(registry)
     r = await registry.post(
         "/v1/beds",
@@ -153,11 +153,20 @@ async def _bed_started(registry, org, days_ago: int) -> dict:
             "elder_id": elder["id"],
             "org_id": org["id"],
             "station_id": org["station"]["id"],
-            "started_on": str(clock.today() - timedelta(days=days_ago)),
+            "started_on": str(on),
         },
     )
     assert r.status_code == 201, r.text
     return {"bed": r.json(), "elder": elder, "org": org}
+
+
+def three_past_days_of_one_month() -> list[date]:
+    """Three consecutive days that are over, in one month, whatever today is: the last three
+    of this month before today, or (on the 1st–3rd) the last three of the previous month —
+    never more than a week back, inside the backdating limit of uploads."""
+    today = clock.today()
+    last = today - timedelta(days=1) if today.day > 3 else today.replace(day=1) - timedelta(days=1)
+    return [last - timedelta(days=k) for k in (2, 1, 0)]
 
 
 async def _delivered(
@@ -198,10 +207,9 @@ async def _delivered(
 async def test_compliance_of_a_bed_and_the_org_beds_short_of_the_rule(registry, dispatch):
     org = await make_org(registry)
     staff = await make_staff(registry, org)
-    today = clock.today()
-    good = await _bed_started(registry, org, 3)
-    short = await _bed_started(registry, org, 3)
-    days = [today - timedelta(days=k) for k in (3, 2, 1)]
+    days = three_past_days_of_one_month()
+    good = await _bed_started(registry, org, days[0])
+    short = await _bed_started(registry, org, days[0])
     kinds = [["meal", "cleaning"], ["bathing"], ["meal", "companionship"]]
     for d, items in zip(days, kinds, strict=True):
         await _delivered(dispatch, good, staff, d, 65, items)
@@ -210,57 +218,70 @@ async def test_compliance_of_a_bed_and_the_org_beds_short_of_the_rule(registry, 
     flagged = await _delivered(
         dispatch, short, other, days[1], 65, [], done=[]
     )  # no items: excluded
-    month = days[0].replace(day=1)
-    r = await dispatch.get(
-        f"/v1/compliance/beds/{good['bed']['id']}", role="admin", params={"month": f"{month:%Y-%m}"}
-    )
+    month = {"month": f"{days[0]:%Y-%m}"}
+    r = await dispatch.get(f"/v1/compliance/beds/{good['bed']['id']}", role="admin", params=month)
     assert r.status_code == 200, r.text
     c = r.json()
-    in_month = [d for d in days if d.month == month.month]
-    assert c["days_in_period"] == len(in_month) and c["days_with_minimum"] == len(in_month)
-    assert c["daily_minimum_met"] and c["verified_visits"] == len(in_month)
-    if len(in_month) == 3:
-        assert c["compliant"] and c["daily_living_kinds"] == ["bathing", "cleaning", "meal"]
-    r = await dispatch.get(
-        f"/v1/compliance/beds/{short['bed']['id']}",
-        role="admin",
-        params={"month": f"{month:%Y-%m}"},
-    )
+    assert (c["period_start"], c["period_end"]) == (str(days[0]), str(days[2]))
+    assert c["days_in_period"] == 3 and c["days_with_minimum"] == 3
+    assert c["daily_minimum_met"] and c["verified_visits"] == 3 and c["reasons"] == []
+    assert c["compliant"] and c["daily_living_kinds"] == ["bathing", "cleaning", "meal"]
+    r = await dispatch.get(f"/v1/compliance/beds/{short['bed']['id']}", role="admin", params=month)
     s = r.json()
     assert not s["compliant"] and not s["daily_minimum_met"]
-    if days[1].month == month.month:
-        assert [x["visit_id"] for x in s["excluded"]] == [flagged] and s["excluded"][0][
-            "flags"
-        ] == ["no_items"]
-    r = await dispatch.get(
-        f"/v1/compliance/orgs/{org['id']}",
-        role="org_admin",
-        org=org["id"],
-        params={"month": f"{month:%Y-%m}"},
+    assert [x["visit_id"] for x in s["excluded"]] == [flagged]
+    assert s["excluded"][0]["flags"] == ["no_items"]
+    assert [x["code"] for x in s["reasons"]] == [
+        "monthly_hours",
+        "daily_minimum",
+        "daily_living_kinds",
+    ]
+    assert s["reasons"][1]["message"] == "2 天的服务不足 60 分钟"
+    r = await dispatch.client.get(
+        f"/v1/compliance/beds/{short['bed']['id']}",
+        params=month,
+        headers={**dispatch.auth("admin"), "Accept-Language": "en"},
     )
-    assert r.status_code == 200
-    assert short["bed"]["id"] in [b["bed_id"] for b in r.json()["short"]]
-    assert good["bed"]["id"] not in [b["bed_id"] for b in r.json()["short"]]
-    assert (
-        await dispatch.get(
-            f"/v1/compliance/beds/{good['bed']['id']}", role="admin", params={"month": "2026-13"}
-        )
-    ).status_code == 422
-    other = await make_org(registry)
+    assert r.json()["reasons"][1]["message"] == "2 day(s) under 60 minutes"
+    # the org's beds short of the rule, paged
+    worse = await _bed_started(registry, org, days[0])
+    who = {"role": "org_admin", "org": org["id"]}
+    url = f"/v1/compliance/orgs/{org['id']}"
+    whole = (await dispatch.get(url, params=month, **who)).json()
+    assert whole["beds"] == 3 and whole["compliant"] == 1 and whole["next_cursor"] is None
+    assert [b["bed_id"] for b in whole["items"]] == sorted(
+        [short["bed"]["id"], worse["bed"]["id"]], key=uuid.UUID
+    )
+    first = (await dispatch.get(url, params={**month, "limit": 1}, **who)).json()
+    rest = (
+        await dispatch.get(url, params={**month, "limit": 1, "cursor": first["next_cursor"]}, **who)
+    ).json()
+    assert [b["bed_id"] for b in first["items"] + rest["items"]] == [
+        b["bed_id"] for b in whole["items"]
+    ]
+    assert rest["next_cursor"] is None
+    bad = await dispatch.get(
+        f"/v1/compliance/beds/{good['bed']['id']}", role="admin", params={"month": "2026-13"}
+    )
+    assert bad.status_code == 422
+    stranger = await make_org(registry)
     assert (
         await dispatch.get(
             f"/v1/compliance/beds/{good['bed']['id']}",
             role="org_admin",
-            org=other["id"],
-            params={"month": "2026-01"},
+            org=stranger["id"],
+            params=month,
         )
     ).status_code == 404
+    # caregivers follow their own visits, not their org's delivery
+    for path in (f"/v1/compliance/beds/{good['bed']['id']}", url, f"/v1/kpis/orgs/{org['id']}"):
+        assert (await dispatch.get(path, params=month, **caregiver(staff))).status_code == 403
 
 
 async def test_plan_generates_visits_ahead_once_on_working_days(registry, dispatch, db):
     org = await make_org(registry)
     staff = await make_staff(registry, org)
-    home = await _bed_started(registry, org, 0)
+    home = await _bed_started(registry, org, clock.today())
     body = {
         "bed_id": home["bed"]["id"],
         "staff_id": staff["id"],
@@ -302,6 +323,47 @@ async def test_plan_generates_visits_ahead_once_on_working_days(registry, dispat
             "/v1/plans", {**body, "rrule": "FREQ=MINUTELY"}, role="org_admin", org=org["id"]
         )
     ).status_code == 422
+
+
+async def test_the_plan_loop_extends_every_plan_in_one_batch(registry, dispatch, db):
+    from services.dispatch.plans import generator
+
+    org = await make_org(registry)
+    staff = await make_staff(registry, org)
+    plans = []
+    for rule in ("FREQ=DAILY", "FREQ=WEEKLY;BYDAY=MO"):
+        home = await _bed_started(registry, org, clock.today())
+        r = await dispatch.post(
+            "/v1/plans",
+            {
+                "bed_id": home["bed"]["id"],
+                "staff_id": staff["id"],
+                "rrule": rule,
+                "start_time": "15:00",
+                "duration_minutes": 60,
+                "items": ["meal"],
+            },
+            role="org_admin",
+            org=org["id"],
+        )
+        plans.append(uuid.UUID(r.json()["id"]))
+
+    async def counts() -> list[int]:
+        return [
+            await db.fetchval("SELECT count(*) FROM dispatch.visits WHERE plan_id = $1", p)
+            for p in plans
+        ]
+
+    before = await counts()
+    # a week on: the loop extends both plans' horizons by seven days, in one batch
+    async with dispatch.app.state.sessionmaker.begin() as session:
+        made = await generator.generate_all(session=session, today=clock.today() + timedelta(7))
+    after = await counts()
+    assert [a - b for a, b in zip(after, before, strict=True)] == [7, 1]
+    assert made >= 8
+    until = await db.fetch("SELECT generated_until FROM dispatch.plans WHERE id = ANY($1)", plans)
+    horizon = dispatch_policy.load().horizon_days
+    assert {r["generated_until"] for r in until} == {clock.today() + timedelta(7 + horizon)}
 
 
 async def test_assignment_vroom_and_greedy_skills_continuity_and_sick_call(registry, dispatch):
@@ -352,6 +414,15 @@ async def test_assignment_vroom_and_greedy_skills_continuity_and_sick_call(regis
             plan["result"]["travel_minutes"] <= plan["baseline"]["travel_minutes"] + 1e-6
             or solver_name == "greedy"
         )
+    # whoever holds the first visit has already begun it (the handset checked in early)
+    holder = (await dispatch.get(f"/v1/visits/{visits[0]['id']}", role="admin")).json()
+    staff_by_id = {x["id"]: x for x in (aide1, aide2, nurse)}
+    r = await dispatch.post(
+        f"/v1/visits/{visits[0]['id']}/check-in",
+        {"lat": HOME[0], "lon": HOME[1], "at": datetime.now(UTC).isoformat()},
+        **caregiver(staff_by_id[holder["staff_id"]]),
+    )
+    assert r.status_code == 201, r.text
     # sick call: aide1 and the nurse are out; the injection cannot be given by aide2
     r = await dispatch.post(
         "/v1/routes/plan",
@@ -365,19 +436,173 @@ async def test_assignment_vroom_and_greedy_skills_continuity_and_sick_call(regis
         org=org["id"],
     )
     plan = r.json()
+    assert plan["kept"] == 1  # begun: not moved
     assert [u["visit_id"] for u in plan["result"]["unassigned"]] == [visits[5]["id"]]
     assert plan["result"]["unassigned"][0]["reason"] == "no_qualified_staff"
     assert {s["visit_id"] for route in plan["routes"] for s in route["stops"]} == {
-        v["id"] for v in visits[:5]
+        v["id"] for v in visits[1:5]
     }
+    begun = (await dispatch.get(f"/v1/visits/{visits[0]['id']}", role="admin")).json()
+    assert begun["staff_id"] == holder["staff_id"] and begun["status"] == "checked_in"
     tasks = (
         await dispatch.get(
             f"/v1/staff/{aide2['id']}/tasks", **caregiver(aide2), params={"day": str(day)}
         )
     ).json()
-    assert [v["id"] for v in tasks["visits"]] == [v["id"] for v in visits[:5]]
+    mine = [v["id"] for v in visits[1:5]]
+    if holder["staff_id"] == aide2["id"]:  # a visit begun stays in its caregiver's feed
+        mine = [visits[0]["id"], *mine]
+    assert sorted(v["id"] for v in tasks["visits"]) == sorted(mine)
     assert (
         await dispatch.post(
             "/v1/routes/plan", {"day": str(day), "org_id": org["id"]}, **caregiver(aide2)
         )
+    ).status_code == 403
+
+
+async def test_bulk_coverage_pages_by_bed_id_and_agrees_with_the_single_check(registry, dispatch):
+    """The packed columnar read gives, bed for bed, what ``/coverage/check`` gives for the
+    nearest station; pages walk every bed outside once, in bed-id order."""
+    org = await make_org(registry)
+    far = await add_station(registry, org, HOME[0] + 0.05, HOME[1])
+    beds = {}
+    for k in range(5):  # both zones; all beyond 15 min of either station unless rural
+        elder = await make_elder(
+            registry, lat=HOME[0] + 0.1 + 0.01 * k, lon=HOME[1], zone="rural" if k % 2 else "urban"
+        )
+        beds[(await make_bed(registry, elder, org))["id"]] = elder
+    near = await make_elder(registry, lat=HOME[0] + 0.001, lon=HOME[1])
+    beds[(await make_bed(registry, near, org))["id"]] = near
+    who = {"role": "org_admin", "org": org["id"]}
+    r = await dispatch.post(
+        "/v1/coverage/bulk", {"org_id": org["id"], "include_within": True}, **who
+    )
+    assert r.status_code == 200, r.text
+    whole = r.json()
+    assert whole["beds"] == 6 and whole["next_cursor"] is None
+    assert [i["bed_id"] for i in whole["items"]] == sorted(beds, key=uuid.UUID)
+    for item in whole["items"]:
+        one = (
+            await dispatch.post(
+                "/v1/coverage/check",
+                {"station_id": item["nearest_station_id"], "elder_id": item["elder_id"]},
+                **who,
+            )
+        ).json()
+        assert item["nearest_station_id"] in (org["station"]["id"], far["id"])
+        assert item["travel_minutes"] == one["travel_minutes"]
+        assert item["within_radius"] == one["within_radius"]
+        assert item["limit_minutes"] == one["limit_minutes"]
+        assert item["elder_id"] == beds[item["bed_id"]]["id"]
+    outside = [i["bed_id"] for i in whole["items"] if not i["within_radius"]]
+    assert whole["outside"] == len(outside) >= 2
+    seen, cursor = [], None
+    while True:
+        r = await dispatch.client.post(
+            "/v1/coverage/bulk",
+            json={"org_id": org["id"]},
+            params={"limit": 1, **({"cursor": cursor} if cursor else {})},
+            headers=dispatch.auth(**who),
+        )
+        assert r.status_code == 200, r.text
+        page = r.json()
+        assert len(page["items"]) == 1 and page["outside"] == len(outside)
+        seen += [i["bed_id"] for i in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == outside  # each once, in order
+    r = await dispatch.client.post(
+        "/v1/coverage/bulk",
+        json={"org_id": org["id"]},
+        params={"cursor": "AAAAAAAAAAA"},  # 8 bytes: a sequence cursor, not a bed id
+        headers=dispatch.auth(**who),
+    )
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "cursor"
+    csv_lines = (
+        await dispatch.get("/v1/coverage/bulk.csv", params={"org_id": org["id"]}, **who)
+    ).text.splitlines()
+    assert len(csv_lines) == 7
+    for line, item in zip(csv_lines[1:], whole["items"], strict=True):
+        cells = line.split(",")
+        assert cells[0] == item["bed_id"] and cells[4] == item["nearest_station_id"]
+        assert float(cells[5]) == item["travel_minutes"]
+        assert cells[7] == ("true" if item["within_radius"] else "false")
+
+
+async def test_plan_mode_re_checks_the_day_as_it_stands(registry, dispatch, db):
+    org = await make_org(registry)
+    aide = await make_staff(registry, org)
+    day = clock.today() + timedelta(days=2)
+    ids = []
+    for k in range(3):
+        elder = await make_elder(registry, lat=HOME[0] + 0.002 * k, lon=HOME[1])
+        bed = await make_bed(registry, elder, org)
+        start = datetime.combine(day, time(9 + 2 * k, 0), tzinfo=clock.SHANGHAI)
+        r = await dispatch.post(
+            "/v1/visits",
+            {
+                "bed_id": bed["id"],
+                "staff_id": aide["id"],
+                "planned_start": start.isoformat(),
+                "planned_end": (start + timedelta(minutes=45)).isoformat(),
+                "items": ["meal"],
+            },
+            role="org_admin",
+            org=org["id"],
+        )
+        ids.append(r.json()["id"])
+    orphan = await make_bed(registry, await make_elder(registry), org)
+    start = datetime.combine(day, time(15, 0), tzinfo=clock.SHANGHAI)
+    r = await dispatch.post(
+        "/v1/visits",
+        {
+            "bed_id": orphan["id"],
+            "planned_start": start.isoformat(),
+            "planned_end": (start + timedelta(minutes=30)).isoformat(),
+            "items": ["meal"],
+        },
+        role="org_admin",
+        org=org["id"],
+    )
+    orphan_visit = r.json()["id"]
+    who = {"role": "org_admin", "org": org["id"]}
+    plan = (
+        await dispatch.post("/v1/routes/plan", {"day": str(day), "org_id": org["id"]}, **who)
+    ).json()
+    assert plan["result"]["assigned"] == 4
+    await db.execute(  # a desk moves the afternoon visit to nobody
+        "UPDATE dispatch.visits SET staff_id = NULL, route_seq = NULL WHERE id = $1",
+        uuid.UUID(orphan_visit),
+    )
+    params = {"day": str(day), "org_id": org["id"]}
+    checked = (await dispatch.get("/v1/routes/check", params=params, **who)).json()
+    assert checked["violations"] == 0
+    assert checked["unassigned"] == [{"visit_id": orphan_visit, "reason": "no_caregiver"}]
+    route = next(x for x in checked["routes"] if x["staff_id"] == aide["id"])
+    planned = {
+        s["visit_id"]: s["eta_minutes"]
+        for x in plan["routes"]
+        for s in x["stops"]
+        if s["visit_id"] != orphan_visit
+    }
+    assert {s["visit_id"]: s["eta_minutes"] for s in route["stops"]} == pytest.approx(
+        planned, abs=1.0
+    )
+    # someone reorders the route by hand: last visit first — plan mode says what breaks
+    await db.execute("UPDATE dispatch.visits SET route_seq = -1 WHERE id = $1", uuid.UUID(ids[2]))
+    checked = (await dispatch.get("/v1/routes/check", params=params, **who)).json()
+    route = next(x for x in checked["routes"] if x["staff_id"] == aide["id"])
+    assert [s["visit_id"] for s in route["stops"]] == [ids[2], ids[0], ids[1]]  # not moved
+    late = [s for s in route["stops"] if any(v["code"] == "delay" for v in s["violations"])]
+    assert [s["visit_id"] for s in late] == [ids[0]] and checked["violations"] >= 1
+    assert late[0]["violations"][0]["message"] == "晚于服务时间窗"
+    r = await dispatch.client.get(
+        "/v1/routes/check",
+        params=params,
+        headers={**dispatch.auth(**who), "Accept-Language": "en"},
+    )
+    assert "starts after its time window" in r.text
+    assert (
+        await dispatch.get("/v1/routes/check", params=params, **caregiver(aide))
     ).status_code == 403

@@ -10,10 +10,11 @@ import asyncpg
 import pytest
 from sqlalchemy import inspect as sa_inspect
 
+from shared import clock
 from shared.visits_readmodel import verified_visits
 from tests.factories import credit_code
 from tests.integration.builders import make_org
-from tests.integration.dispatch_helpers import caregiver, make_bed_home, make_staff
+from tests.integration.dispatch_helpers import caregiver, make_bed_home, make_staff, new_visit
 
 HOME = (24.7236, 118.1520)  # tests.factories.elder_body()
 
@@ -25,25 +26,6 @@ async def db(database_url):
         yield conn
     finally:
         await conn.close()
-
-
-async def new_visit(
-    dispatch, home, staff, *, start_ago_min=120, minutes=60, items=("助餐", "cleaning"), **claims
-):
-    start = datetime.now(UTC) - timedelta(minutes=start_ago_min)
-    r = await dispatch.post(
-        "/v1/visits",
-        {
-            "bed_id": home["bed"]["id"],
-            "staff_id": staff["id"],
-            "planned_start": start.isoformat(),
-            "planned_end": (start + timedelta(minutes=minutes)).isoformat(),
-            "items": list(items),
-        },
-        **(claims or {"role": "org_admin", "org": home["org"]["id"]}),
-    )
-    assert r.status_code == 201, r.text
-    return r.json()
 
 
 def when(minutes_ago: float) -> str:
@@ -325,9 +307,9 @@ async def test_tasks_scoping_caregiver_sees_only_its_own_and_an_org_only_its_bed
     assert (
         await dispatch.get(f"/v1/visits/{visit['id']}", role="org_admin", org=home["org"]["id"])
     ).status_code == 200
-    assert (
+    assert (  # family members see nothing operational
         await dispatch.get(f"/v1/visits/{visit['id']}", role="family", elder=home["elder"]["id"])
-    ).status_code == 200
+    ).status_code == 403
     assert (
         await dispatch.get(f"/v1/visits/{visit['id']}", role="community", region="350203")
     ).status_code == 404
@@ -383,3 +365,143 @@ async def test_ad_hoc_visit_client_ref_finds_the_first_one_again(registry, dispa
     again = await dispatch.post("/v1/visits", body, **caregiver(staff))
     assert (first.status_code, again.status_code) == (201, 200)
     assert first.json()["id"] == again.json()["id"] and first.json()["staff_id"] == staff["id"]
+
+
+async def test_a_handset_offline_for_days_uploads_once_and_its_retries_replay(
+    registry, dispatch, db
+):
+    """Three days offline: the ad-hoc visit, its check-in and its check-out arrive today (late,
+    still counted for the day they happened); the handset, not having heard back, sends the
+    whole batch again (its Idempotency-Keys long expired): nothing is counted twice."""
+    home = await make_bed_home(registry)
+    staff = await make_staff(registry, home["org"])
+    start = datetime.now(UTC) - timedelta(days=3)
+    here = {"lat": HOME[0], "lon": HOME[1]}
+    create = {
+        "bed_id": home["bed"]["id"],
+        "planned_start": start.isoformat(),
+        "planned_end": (start + timedelta(hours=1)).isoformat(),
+        "items": ["meal", "cleaning"],
+        "client_ref": f"hs-{uuid.uuid4().hex[:6]}-1001",
+    }
+    cin = {**here, "at": (start + timedelta(minutes=5)).isoformat()}
+    cout = {
+        **here,
+        "at": (start + timedelta(minutes=65)).isoformat(),
+        "items_done": ["助餐", "助洁"],
+        "note": "离线补传",
+    }
+    me = caregiver(staff)
+    first = await dispatch.post("/v1/visits", create, **me)
+    assert first.status_code == 201, first.text
+    vid = first.json()["id"]
+    r_in = await dispatch.post(f"/v1/visits/{vid}/check-in", cin, **me)
+    r_out = await dispatch.post(f"/v1/visits/{vid}/check-out", cout, **me)
+    assert (r_in.status_code, r_out.status_code) == (201, 201), (r_in.text, r_out.text)
+    out = r_out.json()
+    assert out == {
+        "visit_id": vid,
+        "status": "checked_out",
+        "distance_m": 0.0,
+        "flags": [],
+        "late": True,
+    }
+    for _ in range(2):  # the batch again, twice
+        again = await dispatch.post("/v1/visits", create, **me)
+        assert again.status_code == 200 and again.json()["id"] == vid
+        r = await dispatch.post(f"/v1/visits/{vid}/check-in", cin, **me)
+        assert r.status_code == 200 and r.json() == {**r_in.json(), "status": "checked_out"}
+        r = await dispatch.post(f"/v1/visits/{vid}/check-out", cout, **me)
+        assert r.status_code == 200 and r.json() == out
+    # a different check-out for the same visit is a conflict, not a second visit
+    r = await dispatch.post(f"/v1/visits/{vid}/check-out", {**cout, "lat": HOME[0] + 0.01}, **me)
+    assert r.status_code == 409
+    key = uuid.UUID(vid)
+    rows = await db.fetch(
+        "SELECT service_day, minutes, item_codes FROM dispatch.verified_visits WHERE visit_id = $1",
+        key,
+    )
+    assert len(rows) == 1 and rows[0]["minutes"] == 60
+    assert (
+        rows[0]["service_day"] == (start + timedelta(minutes=5)).astimezone(clock.SHANGHAI).date()
+    )
+    assert (
+        await db.fetchval(
+            "SELECT count(*) FROM dispatch.visits WHERE client_ref = $1", create["client_ref"]
+        )
+        == 1
+    )
+    assert (
+        await db.fetchval("SELECT count(*) FROM dispatch.visit_flags WHERE visit_id = $1", key) == 0
+    )
+    # the visit was over long before the upload: telemetry's VISIT mode is not switched now
+    assert (
+        await db.fetchval(
+            "SELECT count(*) FROM dispatch.outbox WHERE idempotency_key LIKE $1",
+            f"visit-mode:{vid}:%",
+        )
+        == 0
+    )
+    # beyond the policy's backdating limit an upload is refused, with the field named
+    old = await new_visit(dispatch, home, staff, start_ago_min=16 * 24 * 60)
+    r = await dispatch.post(
+        f"/v1/visits/{old['id']}/check-in",
+        {**here, "at": (datetime.now(UTC) - timedelta(days=15)).isoformat()},
+        **me,
+    )
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "at"
+
+
+async def test_visit_mode_switches_for_live_visits_only_and_stays_on_while_someone_is_in(
+    registry, dispatch, db
+):
+    home = await make_bed_home(registry)
+    a, b = await make_staff(registry, home["org"]), await make_staff(registry, home["org"])
+    here = {"lat": HOME[0], "lon": HOME[1]}
+    va = await new_visit(dispatch, home, a, start_ago_min=20)
+    vb = await new_visit(dispatch, home, b, start_ago_min=15)
+
+    async def keys(visit) -> list[str]:
+        return [
+            r["idempotency_key"]
+            for r in await db.fetch(
+                "SELECT idempotency_key FROM dispatch.outbox WHERE idempotency_key LIKE $1 "
+                "ORDER BY id",
+                f"visit-mode:{visit['id']}:%",
+            )
+        ]
+
+    await dispatch.post(f"/v1/visits/{va['id']}/check-in", {**here, "at": when(18)}, **caregiver(a))
+    await dispatch.post(f"/v1/visits/{vb['id']}/check-in", {**here, "at": when(14)}, **caregiver(b))
+    assert await keys(va) == [f"visit-mode:{va['id']}:in"]
+    assert await keys(vb) == [f"visit-mode:{vb['id']}:in"]
+    out = {**here, "items_done": ["meal"]}
+    r = await dispatch.post(
+        f"/v1/visits/{va['id']}/check-out", {**out, "at": when(2)}, **caregiver(a)
+    )
+    assert r.status_code == 201, r.text
+    assert await keys(va) == [f"visit-mode:{va['id']}:in"]  # b is still in the home
+    r = await dispatch.post(
+        f"/v1/visits/{vb['id']}/check-out", {**out, "at": when(1)}, **caregiver(b)
+    )
+    assert r.status_code == 201, r.text
+    assert await keys(vb) == [f"visit-mode:{vb['id']}:in", f"visit-mode:{vb['id']}:out"]
+
+
+async def test_check_in_scope_is_the_caller_s_not_the_first_caller_s(registry, dispatch):
+    """The facts statement is built once per shape of principal; every caller's own scope
+    values must reach it."""
+    home = await make_bed_home(registry)
+    other_home = await make_bed_home(registry)
+    staff = await make_staff(registry, home["org"])
+    visit = await new_visit(dispatch, home, staff, start_ago_min=10)
+    url = f"/v1/visits/{visit['id']}/check-in"
+    body = {"lat": HOME[0], "lon": HOME[1], "at": when(1)}
+    for claims in (  # each of these shapes has been built by an earlier caller
+        {"role": "org_admin", "org": other_home["org"]["id"]},
+        {"role": "admin", "region": "350203"},
+        caregiver(await make_staff(registry, home["org"])),
+    ):
+        assert (await dispatch.post(url, body, **claims)).status_code == 404, claims
+    r = await dispatch.post(url, body, role="admin", region="350212")
+    assert r.status_code == 201, r.text

@@ -15,11 +15,11 @@ import orjson
 
 from services.dispatch.notifications import sender
 from tests.integration.dispatch_helpers import (
-    add_station,
     caregiver,
     make_bed_home,
     make_staff,
     serving,
+    staff_north_of,
 )
 from tests.waiting import eventually
 
@@ -64,12 +64,8 @@ class App:
 async def test_restart_in_the_middle_of_a_chain_loses_no_timer(registry, settings):
     home = await make_bed_home(registry)
     org = home["org"]
-    a = await make_staff(
-        registry, org, station=await add_station(registry, org, HOME[0] + 0.001, HOME[1])
-    )
-    b = await make_staff(
-        registry, org, station=await add_station(registry, org, HOME[0] + 0.003, HOME[1])
-    )
+    a = await staff_north_of(registry, org, HOME, 0.001)
+    b = await staff_north_of(registry, org, HOME, 0.003)
     async with App(settings) as first:
         r = await first.client.put(
             f"/v1/orgs/{org['id']}/dispatch-settings",
@@ -199,3 +195,108 @@ async def test_outbox_delivers_visit_mode_to_telemetry(registry, settings, datab
                 await eventually(visit_mode_on, within=15, interval=0.1)
             finally:
                 await conn.close()
+
+
+class Failing:
+    """A provider that never takes a message."""
+
+    def __init__(self) -> None:
+        self.sent: list[int] = []
+
+    async def send(self, message) -> None:
+        self.sent.append(message.id)
+        raise sender.DeliveryError("HTTP 503: provider down")
+
+
+async def test_a_message_given_up_on_is_recorded_and_the_desk_is_told(registry, database_url):
+    from services.dispatch.notifications import delivery
+    from tests.integration.builders import make_elder
+
+    elder = await make_elder(registry)
+    did = uuid.uuid4()
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    try:
+        await pool.execute(
+            "INSERT INTO dispatch.dispatches (id, alert_id, elder_id, kind, raised_at, status, "
+            "chain, step_index, round, candidates, next_candidate) "
+            "VALUES ($1, $2, $3, 'fall', now(), 'escalated', '{}', 0, 0, '[]', 0)",
+            did,
+            uuid.uuid4(),
+            uuid.UUID(elder["id"]),
+        )
+        # a family message on its last attempt, and a first-attempt one for the same dispatch
+        last = await pool.fetchval(
+            "INSERT INTO dispatch.notifications (dispatch_id, event, recipient_kind, payload, "
+            "status, attempts) VALUES ($1, 'notify_family', 'family', '{}', 'pending', 11) "
+            "RETURNING id",
+            did,
+        )
+        fresh = await pool.fetchval(
+            "INSERT INTO dispatch.notifications (dispatch_id, event, recipient_kind, payload, "
+            "status, attempts) VALUES ($1, 'notify_community', 'community', '{}', 'pending', 0) "
+            "RETURNING id",
+            did,
+        )
+        provider = Failing()
+        leased = failed = 0
+        while leased == failed:  # other tests' rows may be due too; ours among them
+            leased, failed = await delivery.deliver_due(pool, provider)
+            if {last, fresh} <= set(provider.sent):
+                break
+        rows = {
+            r["id"]: r
+            for r in await pool.fetch(
+                "SELECT id, status, attempts, next_attempt_at > now() AS later, last_error "
+                "FROM dispatch.notifications WHERE dispatch_id = $1",
+                did,
+            )
+        }
+        assert rows[last]["status"] == "failed" and rows[last]["attempts"] == 12
+        assert rows[fresh]["status"] == "pending" and rows[fresh]["later"]  # backs off
+        assert rows[fresh]["last_error"] == "HTTP 503: provider down"
+        desk = [r for i, r in rows.items() if i not in (last, fresh)]
+        assert [r["status"] for r in desk] == ["pending"]  # the desk hears of it
+        step = await pool.fetchrow(
+            "SELECT action, detail FROM dispatch.dispatch_steps WHERE dispatch_id = $1", did
+        )
+        assert step["action"] == "notification_failed"
+        assert orjson.loads(step["detail"])["notification_id"] == last
+    finally:
+        await pool.close()
+
+
+async def test_relay_settles_a_batch_at_once_and_a_dead_receiver_costs_no_busy_loop(
+    settings, database_url
+):
+    from services.dispatch.outbox.relay import Relay
+
+    dead = settings.model_copy(update={"telemetry_url": "http://127.0.0.1:9"})
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    relay = Relay(dead)
+    try:
+        keys = [f"test-dead:{uuid.uuid4()}" for _ in range(3)]
+        await pool.executemany(
+            "INSERT INTO dispatch.outbox (target, method, path, body, idempotency_key, attempts) "
+            "VALUES ('telemetry', 'PUT', '/v1/nowhere', '{}', $1, 0)",
+            [(k,) for k in keys],
+        )
+
+        async def mine():
+            return await pool.fetch(
+                "SELECT attempts, delivered_at, last_error, next_attempt_at > now() AS later "
+                "FROM dispatch.outbox WHERE idempotency_key = ANY($1)",
+                keys,
+            )
+
+        while any(r["attempts"] == 0 for r in await mine()):
+            await relay.deliver_due(pool)
+        rows = await mine()
+        assert all(r["attempts"] == 1 and r["delivered_at"] is None and r["later"] for r in rows)
+        assert all(r["last_error"].startswith("ConnectError") for r in rows)
+        # straight away again: our rows are not due, so they are not tried
+        await relay.deliver_due(pool)
+        assert [r["attempts"] for r in await mine()] == [1, 1, 1]
+    finally:
+        await pool.execute("DELETE FROM dispatch.outbox WHERE idempotency_key LIKE 'test-dead:%'")
+        await relay.close()
+        await pool.close()

@@ -177,10 +177,11 @@ def test_chain_always_ends_and_never_offers_a_decliner(candidates, events):
 
 def test_chain_validation():
     assert chain.validate(CHAIN) == []
-    assert chain.validate({"steps": [{"action": "notify_family"}]}) == [
-        "steps: at least one offer step"
-    ]
-    assert chain.validate({"steps": [{"action": "fly"}]})[0].startswith("steps.0.action")
+    ((field, text),) = chain.validate({"steps": [{"action": "notify_family"}]})
+    assert field == "steps"
+    assert (text.zh, text.en) == ("至少需要一个派单（offer）步骤", "at least one offer step")
+    field, text = chain.validate({"steps": [{"action": "fly"}]})[0]
+    assert field == "steps.0.action" and "notify_family" in text.en and "应为" in text.zh
 
 
 def test_month_rule_prorated_daily_minimum_and_kinds():
@@ -205,6 +206,9 @@ def test_month_rule_prorated_daily_minimum_and_kinds():
     )
     assert not short.compliant and short.days_short == [date(2026, 11, 29), date(2026, 11, 30)]
     assert not short.daily_living_kinds_met
+    assert [x.code for x in short.reasons] == ["daily_minimum", "daily_living_kinds"]
+    assert short.reasons[0].message.zh == "2 天的服务不足 60 分钟"
+    assert short.reasons[1].message.en == "1 daily-living kind(s), 3 required"
     full = rules.period(month, date(2026, 1, 1), None, date(2026, 12, 5))
     r = rules.evaluate(
         c,
@@ -278,3 +282,114 @@ def test_unassigned_reasons():
     assert g.unassigned["x"] == solver.NO_SKILL
     late = [solver.Job("late", 1, 30, (1300, 1320))]
     assert solver.greedy(late, workers, matrix).unassigned["late"] == solver.OUTSIDE_SHIFTS
+
+
+def _two_stations(sick_b: bool):
+    """Station A and station B 2 km apart, four visits near each; B's caregiver may be off."""
+    a, b = (24.72, 118.15), (24.72, 118.17)
+    homes = [(a[0] + 0.002 * k, a[1]) for k in range(4)] + [
+        (b[0] + 0.002 * k, b[1]) for k in range(4)
+    ]
+    pts = np.array([a, a, b, *homes])
+    matrix = EstimateTravel(POLICY).matrix_now(pts, pts, "urban")
+    jobs = [
+        solver.Job(f"j{k}", 3 + k, 30, (480 + 60 * k, 540 + 60 * k)) for k in range(8)
+    ]  # hourly, so one caregiver of A can take both stations' visits
+    workers = [
+        solver.Worker("a1", 0, (480, 1080), (690, 810), 30, 8),
+        solver.Worker("a2", 1, (480, 1080), (690, 810), 30, 8),
+    ]
+    if not sick_b:
+        workers.append(solver.Worker("b1", 2, (480, 1080), (690, 810), 30, 8))
+    groups = {j.id: ("A" if k < 4 else "B") for k, j in enumerate(jobs)}
+    return jobs, workers, matrix, groups, {"a1": "A", "a2": "A", "b1": "B"}
+
+
+def test_solve_per_station_keeps_stations_apart_and_places_a_sick_station_s_visits():
+    jobs, workers, matrix, jg, wg = _two_stations(sick_b=False)
+    sol = solver.solve(jobs, workers, matrix, job_group=jg, worker_group=wg, timeout_s=5)
+    assert sol.assigned == 8 and not sol.unassigned
+    on = {s.job: wid for wid, stops in sol.routes.items() for s in stops}
+    assert {on[f"j{k}"] for k in range(4, 8)} == {"b1"}  # station B's visits stay with B
+    assert {on[f"j{k}"] for k in range(4)} <= {"a1", "a2"}
+    # B's only caregiver calls in sick: its visits go to A's caregivers by the district pass
+    jobs, workers, matrix, jg, wg = _two_stations(sick_b=True)
+    sol = solver.solve(jobs, workers, matrix, job_group=jg, worker_group=wg, timeout_s=5)
+    assert sol.assigned == 8 and not sol.unassigned
+    by_id = {w.id: w for w in workers}
+    job = {j.id: j for j in jobs}
+    for wid, stops in sol.routes.items():
+        assert solver._simulate(by_id[wid], [job[s.job] for s in stops], matrix) is not None
+
+
+def test_plan_mode_gives_etas_flags_what_a_route_breaks_and_moves_nothing():
+    jobs, workers, matrix = _problem(6, 2)
+    ok = {"w0": [jobs[0], jobs[3]], "w1": [jobs[1], jobs[4]]}
+    assert all(solver._simulate(w, ok[w.id], matrix) for w in workers)
+    checked = solver.check(ok, workers, matrix)
+    assert checked.violated == 0
+    assert [[s.job for s in checked.routes[w]] for w in ("w0", "w1")] == [
+        [j.id for j in ok[w]] for w in ("w0", "w1")
+    ]
+    for w, stops in checked.routes.items():
+        for s, j in zip(stops, ok[w], strict=True):
+            assert j.window[0] - 1e-6 <= s.eta <= j.window[1] + 1e-6
+    # the same visits in reverse order: the first ones now start after their windows close
+    broken = {"w0": [jobs[3], jobs[0]], "w1": ok["w1"]}
+    checked = solver.check(broken, workers, matrix)
+    assert [s.job for s in checked.routes["w0"]] == [j.id for j in broken["w0"]]
+    assert any("delay" in s.violations for s in checked.routes["w0"])
+    assert all(not s.violations for s in checked.routes["w1"]) and checked.violated >= 1
+    # a visit needing a qualification the caregiver lacks
+    needy = [solver.Job("x", jobs[0].location, 30, (600, 660), frozenset({"item:injection"}))]
+    assert solver.check({"w0": needy}, workers, matrix).routes["w0"][0].violations == ["skills"]
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 7), st.integers(0, 10_000))
+def test_a_route_feasible_in_our_timeline_is_feasible_for_vroom(n, seed):
+    """The greedy baseline and the district insertion pass judge feasibility with
+    ``_timeline``; VROOM's plan mode must agree on every route it accepts."""
+    jobs, workers, matrix = _problem(n, 1, seed)
+    route = list(jobs)
+    if solver._simulate(workers[0], route, matrix) is None:
+        return
+    checked = solver.check({"w0": route}, workers, matrix)
+    assert checked.violated == 0, (checked.routes, checked.route_violations)
+
+
+def test_a_warm_start_vroom_refuses_is_dropped_not_fatal(caplog):
+    """VROOM-Project/vroom#1251: with a break, VROOM's check of initial routes refuses some
+    feasible ones; the solve goes on without that caregiver's warm start."""
+    pts = np.array([[24.72, 118.15], [24.7335, 118.15], [24.7335, 118.1545]])
+    matrix = EstimateTravel(POLICY).matrix_now(pts, pts, "urban")
+    jobs = [
+        solver.Job("a", 1, 30, (451, 511), preferred="w"),
+        solver.Job("b", 2, 30, (470, 530), preferred="w"),
+    ]
+    workers = [solver.Worker("w", 0, (480, 1080), (690, 810), 30, 8)]
+    assert solver.warm_routes(jobs, workers, matrix)  # a warm start is offered
+    with caplog.at_level("INFO", logger=solver.log.name):
+        sol = solver.vroom_solve(jobs, workers, matrix, timeout_s=5, threads=1)
+    assert "refused 1 of 1 warm-start routes" in caplog.text
+    assert sol.assigned == 2 and [s.job for s in sol.routes["w"]] == ["a", "b"]
+
+
+def test_a_new_timer_wakes_the_timer_loop_only_when_due_before_its_planned_look():
+    import asyncio
+
+    from services.dispatch.dispatches.service import timer_payload
+    from services.dispatch.timers import wake_if_sooner
+
+    now = datetime.now(UTC)
+    planned = (now + timedelta(seconds=1)).timestamp()
+    for due, wakes in ((now + timedelta(seconds=60), False), (now, True)):
+        wake = asyncio.Event()
+        wake_if_sooner(wake, planned, timer_payload(due))
+        assert wake.is_set() is wakes
+    wake = asyncio.Event()
+    wake_if_sooner(wake, float("inf"), timer_payload(now + timedelta(hours=1)))  # mid-look
+    assert wake.is_set()
+    wake = asyncio.Event()
+    wake_if_sooner(wake, planned, "")  # an old-style or foreign NOTIFY: look now
+    assert wake.is_set()

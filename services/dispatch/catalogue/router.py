@@ -5,6 +5,7 @@ from fastapi import APIRouter
 from services.dispatch.catalogue import service
 from services.dispatch.catalogue.schemas import CategoryRead, ItemCreate, ItemRead, ItemUpdate
 from shared.auth import Principal, Role, StaffReader, require_roles
+from shared.pagination import Cursor, Limit, Page
 from shared.uow import SessionDep
 
 router = APIRouter(prefix="/v1/catalogue", tags=["service catalogue"])
@@ -12,19 +13,14 @@ router = APIRouter(prefix="/v1/catalogue", tags=["service catalogue"])
 Admin = require_roles(Role.admin)
 
 
-@router.get("", response_model=list[CategoryRead], summary="Service categories and their items")
+@router.get("", response_model=Page[CategoryRead], summary="Service categories and their items")
 async def list_catalogue(
-    session: SessionDep, principal: Principal = StaffReader
-) -> list[CategoryRead]:
-    return [
-        CategoryRead(
-            code=c.code,
-            name_zh=c.name_zh,
-            name_en=c.name_en,
-            items=[ItemRead.model_validate(i) for i in items],
-        )
-        for c, items in await service.categories(session=session)
-    ]
+    session: SessionDep,
+    principal: Principal = StaffReader,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> Page[CategoryRead]:
+    return await service.categories(session=session, cursor=cursor, limit=limit)
 
 
 @router.post("/items", status_code=201, response_model=ItemRead, summary="Add a service item")

@@ -13,9 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.dispatch import policy as dispatch_policy
 from services.dispatch.catalogue.models import ServiceCategory, ServiceItem
-from services.dispatch.catalogue.schemas import ItemCreate, ItemUpdate
+from services.dispatch.catalogue.schemas import CategoryRead, ItemCreate, ItemRead, ItemUpdate
 from shared.errors import Conflict, NotFound, Unprocessable
 from shared.i18n import T
+from shared.pagination import Page, decode_cursor, paginate
 
 
 @dataclass(frozen=True)
@@ -156,10 +157,47 @@ async def seed(*, session: AsyncSession) -> None:
     await session.execute(insert(ServiceItem).values(items).on_conflict_do_nothing())
 
 
-async def categories(*, session: AsyncSession) -> list[tuple[ServiceCategory, list[ServiceItem]]]:
-    cats = list(await session.scalars(select(ServiceCategory).order_by(ServiceCategory.position)))
-    items = list(await session.scalars(select(ServiceItem).order_by(ServiceItem.code)))
-    return [(c, [i for i in items if i.category_code == c.code]) for c in cats]
+async def categories(
+    *, session: AsyncSession, cursor: str | None, limit: int
+) -> Page[CategoryRead]:
+    """Categories in their order (``position``), each with its items."""
+    after = decode_cursor(cursor)
+    if after is not None and not (isinstance(after, int) and -(2**31) <= after < 2**31):
+        raise Unprocessable(  # positions are 32-bit: this cursor names no category
+            T("分页游标无效", "cursor is not valid"),
+            errors=[("cursor", T("不是有效的分页游标", "not a cursor"))],
+        )
+    page = await paginate(
+        session,
+        select(ServiceCategory),
+        key=ServiceCategory.position,
+        cursor=cursor,
+        limit=limit,
+    )
+    codes = [c.code for c in page.items]
+    items = (
+        list(
+            await session.scalars(
+                select(ServiceItem)
+                .where(ServiceItem.category_code.in_(codes))
+                .order_by(ServiceItem.code)
+            )
+        )
+        if codes
+        else []
+    )
+    return Page[CategoryRead](
+        items=[
+            CategoryRead(
+                code=c.code,
+                name_zh=c.name_zh,
+                name_en=c.name_en,
+                items=[ItemRead.model_validate(i) for i in items if i.category_code == c.code],
+            )
+            for c in page.items
+        ],
+        next_cursor=page.next_cursor,
+    )
 
 
 async def create_item(*, session: AsyncSession, item_in: ItemCreate) -> ServiceItem:

@@ -4,14 +4,13 @@ import uuid
 
 from fastapi import APIRouter
 
+from services.dispatch.access import Manager
 from services.dispatch.chains import service
 from services.dispatch.chains.schemas import OrgSettingsIn, OrgSettingsRead
-from shared.auth import Principal, Role, StaffReader, require_roles
+from shared.auth import Principal, StaffReader
 from shared.uow import SessionDep
 
 router = APIRouter(prefix="/v1/orgs/{org_id}/dispatch-settings", tags=["escalation chains"])
-
-Manager = require_roles(Role.admin, Role.org_admin)
 
 
 @router.get(

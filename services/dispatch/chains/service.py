@@ -53,7 +53,7 @@ async def put(
         if problems:
             raise Unprocessable(
                 T("升级链无效", "the chain is not valid"),
-                errors=[("chain." + p.split(":")[0], p) for p in problems],
+                errors=[(f"chain.{field}", text) for field, text in problems],
             )
         values["chain"] = chain
     if body.gps_tolerance_m is not None:

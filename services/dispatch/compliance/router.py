@@ -6,11 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from services.dispatch.access import Supervisor
 from services.dispatch.compliance import service
 from services.dispatch.compliance.schemas import BedCompliance, OrgCompliance
-from shared.auth import Principal, ScopedReader, StaffReader
+from shared.auth import Principal
 from shared.errors import Unprocessable
 from shared.i18n import T
+from shared.pagination import Cursor, Limit
 from shared.uow import SessionDep
 
 router = APIRouter(prefix="/v1/compliance", tags=["compliance"])
@@ -35,7 +37,7 @@ def parse_month(month: str) -> date:
     summary="Hours, days with ≥ 1 h, ≥ 30 h met, daily-living kinds, excluded visits and why",
 )
 async def bed_compliance(
-    bed_id: uuid.UUID, month: Month, session: SessionDep, principal: Principal = ScopedReader
+    bed_id: uuid.UUID, month: Month, session: SessionDep, principal: Principal = Supervisor
 ) -> BedCompliance:
     return await service.bed(
         session=session, principal=principal, bed_id=bed_id, month=parse_month(month)
@@ -48,8 +50,18 @@ async def bed_compliance(
     summary="An organisation's beds short of the rule",
 )
 async def org_compliance(
-    org_id: uuid.UUID, month: Month, session: SessionDep, principal: Principal = StaffReader
+    org_id: uuid.UUID,
+    month: Month,
+    session: SessionDep,
+    principal: Principal = Supervisor,
+    cursor: Cursor = None,
+    limit: Limit = 50,
 ) -> OrgCompliance:
     return await service.org(
-        session=session, principal=principal, org_id=org_id, month=parse_month(month)
+        session=session,
+        principal=principal,
+        org_id=org_id,
+        month=parse_month(month),
+        cursor=cursor,
+        limit=limit,
     )

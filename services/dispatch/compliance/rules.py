@@ -10,6 +10,15 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from services.dispatch.policy import Compliance
+from shared.i18n import T
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why a bed falls short: a stable code and the text for people (zh/en)."""
+
+    code: str
+    message: T
 
 
 @dataclass(frozen=True)
@@ -25,7 +34,7 @@ class MonthResult:
     daily_minimum_met: bool
     daily_living_kinds_met: bool
     compliant: bool
-    reasons: list[str] = field(default_factory=list)
+    reasons: list[Reason] = field(default_factory=list)
 
 
 def period(
@@ -62,11 +71,35 @@ def evaluate(
     kinds_met = len(kinds) >= rules.daily_living_kinds or not span
     reasons = []
     if not hours_met:
-        reasons.append(f"hours {hours} < {required}")
+        reasons.append(
+            Reason(
+                "monthly_hours",
+                T(
+                    f"本月服务 {hours} 小时，少于应达的 {required} 小时",
+                    f"{hours} h delivered this month, {required} h required",
+                ),
+            )
+        )
     if not daily_met:
-        reasons.append(f"{len(short)} day(s) under {rules.daily_minutes} minutes")
+        reasons.append(
+            Reason(
+                "daily_minimum",
+                T(
+                    f"{len(short)} 天的服务不足 {rules.daily_minutes} 分钟",
+                    f"{len(short)} day(s) under {rules.daily_minutes} minutes",
+                ),
+            )
+        )
     if not kinds_met:
-        reasons.append(f"{len(kinds)} daily-living kind(s) < {rules.daily_living_kinds}")
+        reasons.append(
+            Reason(
+                "daily_living_kinds",
+                T(
+                    f"生活照料项目 {len(kinds)} 种，少于 {rules.daily_living_kinds} 种",
+                    f"{len(kinds)} daily-living kind(s), {rules.daily_living_kinds} required",
+                ),
+            )
+        )
     return MonthResult(
         days_in_period=len(span),
         minutes_delivered=minutes,

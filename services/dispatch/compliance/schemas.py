@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import date
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class Excluded(BaseModel):
@@ -11,6 +11,11 @@ class Excluded(BaseModel):
     service_day: date | None
     minutes: int | None
     flags: list[str]
+
+
+class Reason(BaseModel):
+    code: str = Field(description="monthly_hours, daily_minimum, daily_living_kinds")
+    message: str
 
 
 class BedCompliance(BaseModel):
@@ -30,14 +35,18 @@ class BedCompliance(BaseModel):
     daily_living_kinds: list[str]
     daily_living_kinds_met: bool
     compliant: bool
-    reasons: list[str]
+    reasons: list[Reason]
     verified_visits: int
     excluded: list[Excluded]
 
 
 class OrgCompliance(BaseModel):
+    """Counts over every bed of the org in the month; ``items`` is one page (bed-id order)
+    of the beds short of the rule, the next after ``?cursor=`` ``next_cursor``."""
+
     org_id: uuid.UUID
     month: str
     beds: int
     compliant: int
-    short: list[BedCompliance]
+    items: list[BedCompliance]
+    next_cursor: str | None = None

@@ -7,20 +7,22 @@ import uuid
 from collections import defaultdict
 from datetime import date
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.dispatch import directory
 from services.dispatch import policy as dispatch_policy
 from services.dispatch.catalogue import service as catalogue
+from services.dispatch.chains.service import require_org
 from services.dispatch.compliance import rules
-from services.dispatch.compliance.schemas import BedCompliance, Excluded, OrgCompliance
-from services.dispatch.visits.models import Visit, VisitFlag
-from shared import clock, scoping
+from services.dispatch.compliance.schemas import BedCompliance, Excluded, OrgCompliance, Reason
+from services.dispatch.visits import service as visits
+from shared import clock
 from shared import readmodel as rm
 from shared.auth import Principal
-from shared.errors import NotFound
+from shared.errors import Unprocessable
 from shared.i18n import T
+from shared.pagination import decode_cursor, encode_cursor
 from shared.visits_readmodel import verified_visits as vv
 
 
@@ -50,34 +52,10 @@ async def _for_beds(session: AsyncSession, beds: list, month: date) -> list[BedC
             )
             counts[r.bed_id] += 1
     excluded: dict[uuid.UUID, list[Excluded]] = defaultdict(list)
-    if ids:
-        flagged = await session.execute(
-            select(
-                Visit.id,
-                Visit.bed_id,
-                Visit.service_day,
-                Visit.minutes,
-                func.array_agg(VisitFlag.code).label("codes"),
-            )
-            .join(VisitFlag, VisitFlag.visit_id == Visit.id)
-            .where(
-                Visit.bed_id.in_(ids),
-                Visit.status == "checked_out",
-                Visit.service_day >= first,
-                Visit.service_day < nxt,
-                VisitFlag.status.in_(("open", "confirmed")),
-            )
-            .group_by(Visit.id)
+    for r in await visits.excluded(session=session, bed_ids=ids, first=first, until=nxt):
+        excluded[r.bed_id].append(
+            Excluded(visit_id=r.id, service_day=r.service_day, minutes=r.minutes, flags=r.codes)
         )
-        for r in flagged:
-            excluded[r.bed_id].append(
-                Excluded(
-                    visit_id=r.id,
-                    service_day=r.service_day,
-                    minutes=r.minutes,
-                    flags=sorted(r.codes),
-                )
-            )
     today = clock.today()
     out = []
     for b in beds:
@@ -107,7 +85,7 @@ async def _for_beds(session: AsyncSession, beds: list, month: date) -> list[BedC
                 daily_living_kinds=result.daily_living_kinds,
                 daily_living_kinds_met=result.daily_living_kinds_met,
                 compliant=result.compliant,
-                reasons=result.reasons,
+                reasons=[Reason(code=x.code, message=str(x.message)) for x in result.reasons],
                 verified_visits=counts[b.id],
                 excluded=excluded[b.id],
             )
@@ -124,31 +102,46 @@ async def bed(
 
 
 async def org(
-    *, session: AsyncSession, principal: Principal, org_id: uuid.UUID, month: date
+    *,
+    session: AsyncSession,
+    principal: Principal,
+    org_id: uuid.UUID,
+    month: date,
+    cursor: str | None,
+    limit: int,
 ) -> OrgCompliance:
-    o = rm.orgs
-    if (
-        await session.scalar(select(o.c.id).where(o.c.id == org_id, scoping.org_scope(principal)))
-        is None
-    ):
-        raise NotFound(T(f"未找到机构 {org_id}", f"org {org_id} not found"))
+    """Every bed of the org in service during the month, evaluated; one page of those short
+    of the rule (bed-id order)."""
+    await require_org(session, principal, org_id)
     first, nxt = month_bounds(month)
     b = rm.beds
     beds = (
         await session.execute(
-            select(b).where(
+            select(b)
+            .where(
                 b.c.org_id == org_id,
                 b.c.started_on.is_not(None),
                 b.c.started_on < nxt,
                 (b.c.terminated_on.is_(None)) | (b.c.terminated_on >= first),
             )
+            .order_by(b.c.id)
         )
     ).all()
     results = await _for_beds(session, list(beds), month)
+    short = [r for r in results if not r.compliant and r.days_in_period > 0]
+    after = decode_cursor(cursor)
+    if after is not None:
+        if not isinstance(after, uuid.UUID):
+            raise Unprocessable(  # pages are keyed by bed id
+                T("分页游标无效", "cursor is not valid"),
+                errors=[("cursor", T("不是有效的分页游标", "not a cursor"))],
+            )
+        short = [r for r in short if r.bed_id > after]
     return OrgCompliance(
         org_id=org_id,
         month=f"{month:%Y-%m}",
         beds=len(results),
         compliant=sum(r.compliant for r in results),
-        short=[r for r in results if not r.compliant and r.days_in_period > 0],
+        items=short[:limit],
+        next_cursor=encode_cursor(short[limit - 1].bed_id) if len(short) > limit else None,
     )

@@ -43,7 +43,11 @@ class BedCoverage(BaseModel):
 
 
 class BulkReport(BaseModel):
+    """Counts over every bed in scope; ``items`` is one page of them (bed-id order), the next
+    after ``?cursor=`` ``next_cursor``. ``/v1/coverage/bulk.csv`` has every bed at once."""
+
     beds: int
     outside: int
     method: str
     items: list[BedCoverage]
+    next_cursor: str | None = None

@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from shared.i18n import T
+
 ACTIONS = ("offer", "notify_family", "notify_community", "advise_120")
 MAX_STEPS = 20
 MAX_ROUNDS = 5
@@ -40,26 +42,33 @@ class Effect:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
-def validate(chain: dict[str, Any]) -> list[str]:
-    """What is wrong with a chain document (empty when it is usable)."""
-    errors = []
+def validate(chain: dict[str, Any]) -> list[tuple[str, T]]:
+    """What is wrong with a chain document, as (field, text for people) pairs (empty when it
+    is usable)."""
+    errors: list[tuple[str, T]] = []
     steps = chain.get("steps")
     if not isinstance(steps, list) or not steps:
-        return ["steps: at least one step"]
+        return [("steps", T("至少需要一个步骤", "at least one step"))]
     if len(steps) > MAX_STEPS:
-        errors.append(f"steps: at most {MAX_STEPS}")
+        errors.append(("steps", T(f"最多 {MAX_STEPS} 个步骤", f"at most {MAX_STEPS} steps")))
     for i, step in enumerate(steps):
         if not isinstance(step, dict) or step.get("action") not in ACTIONS:
-            errors.append(f"steps.{i}.action: one of {', '.join(ACTIONS)}")
+            names = ", ".join(ACTIONS)
+            errors.append((f"steps.{i}.action", T(f"应为 {names} 之一", f"one of {names}")))
             continue
         wait = step.get("wait_s", 0)
         if not isinstance(wait, int) or not 0 <= wait <= MAX_WAIT_S:
-            errors.append(f"steps.{i}.wait_s: whole seconds 0..{MAX_WAIT_S}")
+            errors.append(
+                (
+                    f"steps.{i}.wait_s",
+                    T(f"0 到 {MAX_WAIT_S} 的整数秒", f"whole seconds 0..{MAX_WAIT_S}"),
+                )
+            )
     rounds = chain.get("max_rounds", 1)
     if not isinstance(rounds, int) or not 1 <= rounds <= MAX_ROUNDS:
-        errors.append(f"max_rounds: 1..{MAX_ROUNDS}")
+        errors.append(("max_rounds", T(f"1 到 {MAX_ROUNDS}", f"1..{MAX_ROUNDS}")))
     if not any(isinstance(s, dict) and s.get("action") == "offer" for s in steps):
-        errors.append("steps: at least one offer step")
+        errors.append(("steps", T("至少需要一个派单（offer）步骤", "at least one offer step")))
     return errors
 
 

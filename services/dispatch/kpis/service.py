@@ -7,13 +7,12 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime, time
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.dispatch import policy as dispatch_policy
 from services.dispatch.chains.service import require_org
 from services.dispatch.compliance.service import month_bounds
-from services.dispatch.dispatches.models import Dispatch
+from services.dispatch.dispatches import service as dispatches
 from services.dispatch.kpis.schemas import Kpi, OrgKpis
 from shared import clock
 from shared.auth import Principal
@@ -31,21 +30,15 @@ async def org(
     lo = datetime.combine(first, time.min, tzinfo=clock.SHANGHAI)
     hi = datetime.combine(nxt, time.min, tzinfo=clock.SHANGHAI)
     kpis = dispatch_policy.load().kpis
-    answered = func.extract("epoch", Dispatch.accepted_at - Dispatch.raised_at)
-    on_site = func.extract("epoch", Dispatch.arrived_at - Dispatch.raised_at)
     fast, slow, site = kpis["answered_fast"], kpis["answered_slow"], kpis["on_site"]
-    row = (
-        await session.execute(
-            select(
-                func.count().filter(Dispatch.status != "cancelled"),
-                func.count().filter(Dispatch.status == "cancelled"),
-                func.count().filter(Dispatch.status != "cancelled", answered <= fast.seconds),
-                func.count().filter(Dispatch.status != "cancelled", answered <= slow.seconds),
-                func.count().filter(Dispatch.status != "cancelled", on_site <= site.seconds),
-            ).where(Dispatch.org_id == org_id, Dispatch.raised_at >= lo, Dispatch.raised_at < hi)
-        )
-    ).one()
-    total, cancelled, n_fast, n_slow, n_site = row
+    total, cancelled, n_fast, n_slow, n_site = await dispatches.timeliness(
+        session=session,
+        org_id=org_id,
+        lo=lo,
+        hi=hi,
+        answered_within=(fast.seconds, slow.seconds),
+        on_site_within=site.seconds,
+    )
     out = []
     for name, k, n in (
         ("answered", fast, n_fast),

@@ -5,12 +5,12 @@ once, with the row's idempotency key and a ``service`` token, retried with backo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 import asyncpg
 import httpx
 
+from services.dispatch import leasing
 from services.dispatch.outbox.service import CHANNEL
 from shared.auth import Role, TokenCodec
 from shared.config import Settings
@@ -19,19 +19,28 @@ log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 60.0
 LEASE_S = 30.0
-_LEASE = """
+BATCH = 20
+_LEASE = f"""
 UPDATE dispatch.outbox SET next_attempt_at = now() + make_interval(secs => $1)
 WHERE id IN (
     SELECT id FROM dispatch.outbox
     WHERE delivered_at IS NULL AND next_attempt_at <= now()
-    ORDER BY id LIMIT 20 FOR UPDATE SKIP LOCKED
+    ORDER BY id LIMIT {BATCH} FOR UPDATE SKIP LOCKED
 )
 RETURNING id, target, method, path, body, idempotency_key, attempts
 """
-
-
-def backoff(attempts: int) -> float:
-    return min(0.2 * 2**attempts, MAX_BACKOFF_S)
+# The whole batch settled at once: delivered rows stamped, failed ones rescheduled with
+# their own backoff (0.2 s doubling per attempt, capped).
+_SETTLE = """
+UPDATE dispatch.outbox AS o SET
+    attempts = o.attempts + 1,
+    delivered_at = CASE WHEN r.error IS NULL THEN now() END,
+    last_error = r.error,
+    next_attempt_at = CASE WHEN r.error IS NULL THEN o.next_attempt_at
+        ELSE now() + make_interval(secs => least(0.2 * power(2, o.attempts), $3)) END
+FROM unnest($1::bigint[], $2::text[]) AS r(id, error)
+WHERE o.id = r.id
+"""
 
 
 class Relay:
@@ -49,32 +58,22 @@ class Relay:
     async def close(self) -> None:
         await self.client.aclose()
 
-    async def deliver_due(self, pool: asyncpg.Pool) -> int:
-        async with pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(_LEASE, LEASE_S)
+    async def deliver_due(self, pool: asyncpg.Pool) -> tuple[int, int]:
+        """One batch: (leased, failed)."""
+        rows = await pool.fetch(_LEASE, LEASE_S)  # one statement: atomic without a transaction
         if not rows:
-            return 0
+            return 0, 0
         errors = await asyncio.gather(*(self._send(r) for r in rows))
-        async with pool.acquire() as conn, conn.transaction():
-            for row, error in zip(rows, errors, strict=True):
-                if error is None:
-                    await conn.execute(
-                        "UPDATE dispatch.outbox SET delivered_at = now(), attempts = attempts + 1, "
-                        "last_error = NULL WHERE id = $1",
-                        row["id"],
-                    )
-                else:
-                    log.warning(
-                        "dispatch outbox %s to %s failed: %s", row["id"], row["target"], error
-                    )
-                    await conn.execute(
-                        "UPDATE dispatch.outbox SET attempts = attempts + 1, last_error = $2, "
-                        "next_attempt_at = now() + make_interval(secs => $3) WHERE id = $1",
-                        row["id"],
-                        error,
-                        backoff(row["attempts"]),
-                    )
-        return len(rows)
+        await pool.execute(_SETTLE, [r["id"] for r in rows], errors, MAX_BACKOFF_S)
+        failed, first = leasing.first_error(errors)
+        if failed:
+            log.warning(
+                "dispatch outbox: %d of %d messages not delivered (first: %s)",
+                failed,
+                len(rows),
+                first,
+            )
+        return len(rows), failed
 
     async def _send(self, row) -> str | None:
         url = self.settings.service_url(row["target"]) + row["path"]
@@ -101,11 +100,10 @@ class Relay:
     async def run(
         self, pool: asyncpg.Pool, listener: asyncpg.Connection, stop: asyncio.Event
     ) -> None:
-        wake = asyncio.Event()
-        await listener.add_listener(CHANNEL, lambda *_: wake.set())
-        while not stop.is_set():
-            wake.clear()
-            if await self.deliver_due(pool) == 20:
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), 1.0)
+        await leasing.run(
+            lambda: self.deliver_due(pool),
+            batch=BATCH,
+            listener=listener,
+            channel=CHANNEL,
+            stop=stop,
+        )

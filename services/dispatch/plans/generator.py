@@ -17,15 +17,24 @@ from services.dispatch import policy as dispatch_policy
 from services.dispatch.plans.models import Plan
 from services.dispatch.visits.models import Visit
 from shared import calendar, clock
+from shared.i18n import T
 
 MAX_OCCURRENCES = 400
+INSERT_CHUNK = 2000  # rows per INSERT (PostgreSQL caps a statement at 65 535 parameters)
 
 
 def parse_rule(text: str, dtstart: datetime):
     """The rule, or ValueError; more often than daily makes no sense for home visits."""
     rule = rrulestr(text, dtstart=dtstart)
     if getattr(rule, "_freq", DAILY) > DAILY:
-        raise ValueError("at most daily (FREQ=DAILY, WEEKLY, MONTHLY or YEARLY)")
+        raise ValueError(
+            str(
+                T(
+                    "最多每天一次（FREQ=DAILY、WEEKLY、MONTHLY 或 YEARLY）",
+                    "at most daily (FREQ=DAILY, WEEKLY, MONTHLY or YEARLY)",
+                )
+            )
+        )
     return rule
 
 
@@ -56,17 +65,13 @@ def slot(day: date, start_time: time, minutes: int) -> tuple[datetime, datetime]
     return start, start + timedelta(minutes=minutes)
 
 
-async def generate(
-    *, session: AsyncSession, plan: Plan, until: date, today: date | None = None
-) -> int:
-    today = today or clock.today()
-    since = max(today, plan.valid_from, (plan.generated_until or date.min) + timedelta(days=1))
-    if since > until or not plan.active:
-        return 0
-    is_working = None
-    if plan.working_days_only:
-        exceptions = await calendar.load_exceptions(session, since, until)
-        is_working = lambda d: calendar.is_working_day(d, exceptions)  # noqa: E731
+def _since(plan: Plan, today: date) -> date:
+    return max(today, plan.valid_from, (plan.generated_until or date.min) + timedelta(days=1))
+
+
+def _rows(
+    plan: Plan, *, since: date, until: date, is_working: Callable[[date], bool] | None
+) -> list[dict]:
     days = occurrences(
         plan.rrule,
         start_time=plan.start_time,
@@ -74,7 +79,7 @@ async def generate(
         valid_to=plan.valid_to,
         since=since,
         until=until,
-        is_working=is_working,
+        is_working=is_working if plan.working_days_only else None,
     )
     rows = []
     for d in days:
@@ -96,21 +101,46 @@ async def generate(
                 "late": False,
             }
         )
+    return rows
+
+
+async def _generate(session: AsyncSession, plans: list[Plan], *, until: date, today: date) -> int:
+    """Visits of these plans up to ``until``: one calendar read, one INSERT for all of them
+    (an occurrence made before is skipped by its unique (plan_id, planned_start))."""
+    todo = [(p, _since(p, today)) for p in plans if p.active and _since(p, today) <= until]
+    if not todo:
+        return 0
+    is_working = None
+    if any(p.working_days_only for p, _ in todo):
+        exceptions = await calendar.load_exceptions(session, min(since for _, since in todo), until)
+        is_working = lambda d: calendar.is_working_day(d, exceptions)  # noqa: E731
+    rows = [
+        r for p, since in todo for r in _rows(p, since=since, until=until, is_working=is_working)
+    ]
     made = 0
-    if rows:
+    for k in range(0, len(rows), INSERT_CHUNK):
         result = await session.execute(
             insert(Visit)
-            .values(rows)
+            .values(rows[k : k + INSERT_CHUNK])
             .on_conflict_do_nothing(constraint="uq_visits_plan_occurrence")
             .returning(Visit.id)
         )
-        made = len(result.all())
-    plan.generated_until = until
+        made += len(result.all())
+    for p, _ in todo:
+        p.generated_until = until
     await session.flush()
     return made
 
 
+async def generate(
+    *, session: AsyncSession, plan: Plan, until: date, today: date | None = None
+) -> int:
+    return await _generate(session, [plan], until=until, today=today or clock.today())
+
+
 async def generate_all(*, session: AsyncSession, today: date | None = None) -> int:
+    """Every active plan's visits up to the horizon, as one batch (the plan loop calls this;
+    ``SKIP LOCKED`` lets several dispatch processes run it)."""
     today = today or clock.today()
     until = today + timedelta(days=dispatch_policy.load().horizon_days)
     plans = list(
@@ -123,7 +153,4 @@ async def generate_all(*, session: AsyncSession, today: date | None = None) -> i
             .with_for_update(skip_locked=True)
         )
     )
-    made = 0
-    for plan in plans:
-        made += await generate(session=session, plan=plan, until=until, today=today)
-    return made
+    return await _generate(session, plans, until=until, today=today)

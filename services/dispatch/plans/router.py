@@ -4,16 +4,15 @@ import uuid
 
 from fastapi import APIRouter
 
+from services.dispatch.access import Manager
 from services.dispatch.plans import service
 from services.dispatch.plans.models import Plan
 from services.dispatch.plans.schemas import PlanCreate, PlanRead
-from shared.auth import Principal, Role, StaffReader, require_roles
+from shared.auth import Principal, StaffReader
 from shared.pagination import Cursor, Limit, Page, paginate
 from shared.uow import SessionDep
 
 router = APIRouter(prefix="/v1/plans", tags=["plans"])
-
-Manager = require_roles(Role.admin, Role.org_admin)
 
 
 @router.post(

@@ -6,6 +6,7 @@ from datetime import date, datetime, time
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from services.dispatch.plans.generator import parse_rule
+from shared.i18n import T
 
 
 class PlanCreate(BaseModel):
@@ -33,13 +34,17 @@ class PlanCreate(BaseModel):
         try:
             parse_rule(v, datetime(2026, 1, 1))
         except (ValueError, TypeError) as exc:
-            raise ValueError(f"not a usable RRULE: {exc}") from exc
+            raise ValueError(
+                str(T(f"无法使用的重复规则（RRULE）：{exc}", f"not a usable RRULE: {exc}"))
+            ) from exc
         return v
 
     @model_validator(mode="after")
     def _dates(self) -> PlanCreate:
         if self.valid_from and self.valid_to and self.valid_to < self.valid_from:
-            raise ValueError("valid_to must not be before valid_from")
+            raise ValueError(
+                str(T("截止日期不能早于起始日期", "valid_to must not be before valid_from"))
+            )
         return self
 
 

@@ -19,11 +19,13 @@ from shared.i18n import T
 
 
 def scope_clause(principal: Principal) -> ColumnElement[bool]:
-    if principal.role in (Role.org_admin, Role.caregiver):
+    if principal.role is Role.caregiver:  # its own plans: the visits it usually makes
+        return Plan.staff_id == principal.staff
+    if principal.role is Role.org_admin:
         return Plan.org_id == principal.org
-    if principal.role in (Role.admin, Role.street, Role.community, Role.family, Role.service):
+    if principal.role in (Role.admin, Role.street, Role.community, Role.service):
         return scoping.by_elder(principal, Plan.elder_id)
-    return false()
+    return false()  # family members see nothing operational
 
 
 def readable_statement(principal: Principal) -> Select[tuple[Plan]]:

@@ -5,15 +5,14 @@ from datetime import date
 
 from fastapi import APIRouter, Request
 
+from services.dispatch.access import Manager
 from services.dispatch.routes import service
-from services.dispatch.routes.schemas import DayPlan, PlanDayIn, Tasks
+from services.dispatch.routes.schemas import DayCheck, DayPlan, PlanDayIn, Tasks
 from shared import clock
-from shared.auth import Principal, Role, StaffReader, require_roles
+from shared.auth import Principal, StaffReader
 from shared.uow import SessionDep
 
 router = APIRouter(tags=["routes and tasks"])
-
-Manager = require_roles(Role.admin, Role.org_admin)
 
 
 @router.get(
@@ -44,4 +43,27 @@ async def plan_day(
 ) -> DayPlan:
     return await service.plan_day(
         session=session, principal=principal, body=body, travel=request.app.state.travel
+    )
+
+
+@router.get(
+    "/v1/routes/check",
+    response_model=DayCheck,
+    summary="Re-check a day's assignment as it stands (VROOM plan mode): ETAs and violations",
+)
+async def check_day(
+    day: date,
+    org_id: uuid.UUID,
+    request: Request,
+    session: SessionDep,
+    principal: Principal = Manager,
+    station_id: uuid.UUID | None = None,
+) -> DayCheck:
+    return await service.check_day(
+        session=session,
+        principal=principal,
+        org_id=org_id,
+        day=day,
+        station_id=station_id,
+        travel=request.app.state.travel,
     )

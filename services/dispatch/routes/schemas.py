@@ -66,3 +66,40 @@ class DayPlan(BaseModel):
     baseline: SolveSummary
     routes: list[Route]
     applied: bool
+
+
+class Violation(BaseModel):
+    code: str = Field(
+        description="delay, lead_time, skills, max_tasks, missing_break, shift_end (stable ids)"
+    )
+    message: str
+
+
+class CheckedStop(BaseModel):
+    visit_id: uuid.UUID
+    eta_minutes: float  # minutes after midnight, Asia/Shanghai
+    travel_minutes: float
+    violations: list[Violation]
+
+
+class CheckedRoute(BaseModel):
+    staff_id: uuid.UUID
+    stops: list[CheckedStop]
+    violations: list[Violation] = Field(description="of the route as a whole (shift, break)")
+    travel_minutes: float
+
+
+class DayCheck(BaseModel):
+    """A day's assignment as it stands, re-checked (VROOM plan mode); nothing is moved."""
+
+    day: date
+    visits: int
+    kept: int = Field(description="visits already started (not re-checked)")
+    routes: list[CheckedRoute]
+    unassigned: list[Unassigned] = Field(
+        description="planned visits on no route: no_caregiver, caregiver_unavailable, "
+        "no_home_location"
+    )
+    violations: int = Field(description="stops and routes with at least one violation")
+    travel_minutes: float
+    seconds: float

@@ -40,6 +40,19 @@ class Visit(Base):
         UniqueConstraint("plan_id", "planned_start", name="uq_visits_plan_occurrence"),
         UniqueConstraint("org_id", "client_ref", name="uq_visits_client_ref"),
         Index("ix_visits_staff_day", "staff_id", "planned_start"),
+        # a caregiver's fixes by time: where a responder was last seen, the previous check-out
+        Index(
+            "ix_visits_staff_check_in",
+            "staff_id",
+            "check_in_at",
+            postgresql_where="check_in_at IS NOT NULL",
+        ),
+        Index(
+            "ix_visits_staff_check_out",
+            "staff_id",
+            "check_out_at",
+            postgresql_where="check_out_at IS NOT NULL",
+        ),
         Index("ix_visits_org_day", "org_id", "planned_start"),
         Index("ix_visits_bed_day", "bed_id", "service_day"),
         {"schema": "dispatch"},

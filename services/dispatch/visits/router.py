@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
+from pydantic import AwareDatetime
 
 from services.dispatch.visits import service
 from services.dispatch.visits.models import Visit
@@ -18,7 +18,7 @@ from services.dispatch.visits.schemas import (
     VisitRead,
     VisitStatus,
 )
-from shared.auth import Principal, Role, ScopedReader, require_roles
+from shared.auth import Principal, Role, StaffReader, require_roles
 from shared.pagination import Cursor, Limit, Page, paginate
 from shared.uow import SessionDep
 
@@ -48,12 +48,12 @@ async def create_visit(
 @router.get("", response_model=Page[VisitRead], summary="Visits in your scope")
 async def list_visits(
     session: SessionDep,
-    principal: Principal = ScopedReader,
+    principal: Principal = StaffReader,
     bed_id: uuid.UUID | None = None,
     staff_id: uuid.UUID | None = None,
     status: VisitStatus | None = None,
-    planned_from: Annotated[datetime | None, Query()] = None,
-    planned_to: Annotated[datetime | None, Query()] = None,
+    planned_from: Annotated[AwareDatetime | None, Query()] = None,
+    planned_to: Annotated[AwareDatetime | None, Query()] = None,
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> Page[VisitRead]:
@@ -70,13 +70,13 @@ async def list_visits(
         stmt = stmt.where(Visit.planned_start < planned_to)
     page = await paginate(session, stmt, key=Visit.id, cursor=cursor, limit=limit)
     return Page[VisitRead](
-        items=[await service.to_read(session, v) for v in page.items], next_cursor=page.next_cursor
+        items=await service.to_reads(session, page.items), next_cursor=page.next_cursor
     )
 
 
 @router.get("/{visit_id}", response_model=VisitRead)
 async def get_visit(
-    visit_id: uuid.UUID, session: SessionDep, principal: Principal = ScopedReader
+    visit_id: uuid.UUID, session: SessionDep, principal: Principal = StaffReader
 ) -> VisitRead:
     return await service.to_read(
         session, await service.get(session=session, principal=principal, visit_id=visit_id)

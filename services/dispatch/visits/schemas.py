@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from shared.geo import Latitude, Longitude
+from shared.i18n import T
 
 VisitStatus = Literal["planned", "checked_in", "checked_out", "cancelled"]
 
@@ -32,9 +33,11 @@ class VisitCreate(BaseModel):
     @model_validator(mode="after")
     def _order(self) -> VisitCreate:
         if self.planned_end <= self.planned_start:
-            raise ValueError("planned_end must be after planned_start")
+            raise ValueError(
+                str(T("结束时间须晚于开始时间", "planned_end must be after planned_start"))
+            )
         if (self.planned_end - self.planned_start).total_seconds() > 12 * 3600:
-            raise ValueError("a visit lasts at most 12 hours")
+            raise ValueError(str(T("一次上门服务最长 12 小时", "a visit lasts at most 12 hours")))
         return self
 
 
