@@ -10,10 +10,10 @@ objects pass (service code and seeds build requests in-process).
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BeforeValidator
+from pydantic import AwareDatetime, BeforeValidator, WithJsonSchema
 
 from shared.i18n import T
 
@@ -49,3 +49,18 @@ IsoDate = Annotated[date, BeforeValidator(iso_date)]
 
 IsoDateTime = Annotated[AwareDatetime, BeforeValidator(iso_datetime)]
 """A timestamp in a request: RFC 3339 with an offset only."""
+
+
+WallClock = Annotated[
+    time,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]+)?)?$",
+            "examples": ["09:30", "09:30:00"],
+            "description": "a time of day on the Asia/Shanghai wall clock, without an offset",
+        }
+    ),
+]
+"""A time of day (a plan's start): wall-clock time in Asia/Shanghai. JSON Schema's
+``format: time`` means RFC 3339 ``full-time``, which requires an offset: it does not fit."""

@@ -446,7 +446,7 @@ def is_bug(exc: DBAPIError) -> bool:
     return isinstance(exc, ProgrammingError | NotSupportedError)
 
 
-def _routes(app: Any) -> Iterable[Any]:
+def flat_routes(app: Any) -> Iterable[Any]:
     """The app's routes, flat. FastAPI 0.16x keeps included routers nested and flattens them
     with a private helper (no public one yet); older versions keep a flat list."""
     try:
@@ -459,7 +459,7 @@ def _routes(app: Any) -> Iterable[Any]:
 def allowed_methods(request: Request) -> list[str]:
     """Every method some route answers at this request's path."""
     methods: set[str] = set()
-    for route in _routes(request.app):
+    for route in flat_routes(request.app):
         match, _ = route.matches(request.scope)
         if match is not Match.NONE:
             methods |= set(getattr(route, "methods", None) or ())

@@ -79,10 +79,13 @@ def elder_scope(
         return or_(
             # while it serves the elder
             exists().where(bed_of_org, beds.c.status != "terminated"),
-            # an elder it registered, until a bed of its own for them has ended
+            # an elder it registered, until its service to them has ended (a bed of its own
+            # that began and was terminated; an application withdrawn unstarted is no service)
             and_(
                 elders.c.registered_by_org == org,
-                ~exists().where(bed_of_org, beds.c.status == "terminated"),
+                ~exists().where(
+                    bed_of_org, beds.c.status == "terminated", beds.c.started_on.is_not(None)
+                ),
             ),
         )
     if role is Role.service:

@@ -1,5 +1,5 @@
 """Every REST service's app factory, by name. Tests that cover *every* service (the OpenAPI
-contract, the fuzzer) iterate this; the dispatch and subsidy services join by adding theirs."""
+contract, the fuzzer) iterate this; a service joins by adding its own."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 SERVICES: dict[str, str] = {
     "registry": "services.registry.app:create_app",
     "telemetry": "services.telemetry.app:create_app",
+    "dispatch": "services.dispatch.app:create_app",
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+from datetime import timedelta
 
 from fastapi import FastAPI
 
@@ -61,6 +62,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings=settings,
         on_startup=[start],
         on_shutdown=[stop],
+        # A handset offline for days replays its check-ins with the same keys: they must
+        # still be remembered then (as long as such uploads are accepted at all).
+        idempotency_retention=timedelta(days=policy.evv.max_backdate_days + 1),
     )
 
 

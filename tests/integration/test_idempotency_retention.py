@@ -40,3 +40,12 @@ async def test_a_service_purges_only_its_own_keys_after_its_own_retention(databa
             assert list(left) == ["dispatch"]  # two days old: a handset may still replay it
     finally:
         await engine.dispose()
+
+
+def test_dispatch_promises_handsets_days_not_hours(settings):
+    from services.dispatch.app import create_app
+
+    spec = create_app(settings).openapi()
+    check_in = spec["paths"]["/v1/visits/{visit_id}/check-in"]["post"]
+    [key] = [p for p in check_in["parameters"] if p["name"] == "Idempotency-Key"]
+    assert "15 days" in key["description"]

@@ -20,8 +20,14 @@ times = st.datetimes(
 @given(
     kind=st.sampled_from(["vitals", "device"]),
     ts=times,
-    device_id=st.text(st.characters(exclude_characters="\x00"), max_size=64),
-    msg_id=st.text(st.characters(exclude_characters="\x00"), min_size=1, max_size=64),
+    device_id=st.text(
+        st.characters(exclude_characters="\x00", exclude_categories=("Cs",)), max_size=64
+    ),
+    msg_id=st.text(
+        st.characters(exclude_characters="\x00", exclude_categories=("Cs",)),
+        min_size=1,
+        max_size=64,
+    ),
     received_at=st.none() | times,
     skip=st.integers(0, 15),
 )

@@ -72,7 +72,7 @@ async def bulk(
     "/bulk.csv",
     response_class=Response,
     summary="The same report as CSV (every bed)",
-    responses={200: {"content": {"text/csv": {}}}},
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
 )
 async def bulk_csv(
     request: Request,

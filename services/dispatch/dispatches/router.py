@@ -31,7 +31,7 @@ Resolver = require_roles(Role.caregiver, Role.org_admin, Role.admin, Role.commun
     status_code=201,
     response_model=DispatchRead,
     summary="Telemetry's hand-off of an emergency or fall (idempotent on alert_id)",
-    responses={200: {"description": "this alert's dispatch already exists"}},
+    responses={200: {"model": DispatchRead, "description": "this alert's dispatch already exists"}},
 )
 async def create_dispatch(
     body: DispatchCreate,
@@ -93,7 +93,7 @@ async def list_dispatches(
     )
 
 
-@router.get("/{dispatch_id}", response_model=DispatchRead)
+@router.get("/{dispatch_id:uuid}", response_model=DispatchRead)
 async def get_dispatch(
     dispatch_id: uuid.UUID, session: SessionDep, principal: Principal = StaffReader
 ) -> DispatchRead:

@@ -4,7 +4,9 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.dates import IsoDateTime
 
 DispatchStatus = Literal[
     "offered", "accepted", "declined", "escalated", "arrived", "resolved", "cancelled"
@@ -20,7 +22,7 @@ class DispatchCreate(BaseModel):
     alert_id: uuid.UUID
     elder_id: uuid.UUID
     kind: str = Field(max_length=32)
-    raised_at: AwareDatetime
+    raised_at: IsoDateTime
 
 
 class DispatchCancel(BaseModel):
@@ -30,7 +32,7 @@ class DispatchCancel(BaseModel):
     reason: str = Field("false_alarm", max_length=64)
     elder_id: uuid.UUID | None = None
     kind: str | None = Field(None, max_length=32)
-    raised_at: AwareDatetime | None = None
+    raised_at: IsoDateTime | None = None
 
 
 class ResolveIn(BaseModel):

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime, time
+from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from services.dispatch.plans.generator import parse_rule
+from shared.dates import IsoDate, WallClock
 from shared.i18n import T
 
 
@@ -22,11 +23,11 @@ class PlanCreate(BaseModel):
     working_days_only: bool = Field(
         False, description="skip holidays and weekends (调休 respected)"
     )
-    start_time: time = Field(description="Asia/Shanghai wall clock")
+    start_time: WallClock
     duration_minutes: int = Field(ge=5, le=720)
     items: list[str] = Field(min_length=1, max_length=30)
-    valid_from: date | None = None
-    valid_to: date | None = None
+    valid_from: IsoDate | None = None
+    valid_to: IsoDate | None = None
 
     @field_validator("rrule")
     @classmethod
@@ -58,7 +59,7 @@ class PlanRead(BaseModel):
     staff_id: uuid.UUID | None
     rrule: str
     working_days_only: bool
-    start_time: time
+    start_time: WallClock
     duration_minutes: int
     items: list[str]
     valid_from: date

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
 
 from fastapi import APIRouter, Request
 
@@ -10,6 +9,7 @@ from services.dispatch.routes import service
 from services.dispatch.routes.schemas import DayCheck, DayPlan, PlanDayIn, Tasks
 from shared import clock
 from shared.auth import Principal, StaffReader
+from shared.dates import IsoDate
 from shared.uow import SessionDep
 
 router = APIRouter(tags=["routes and tasks"])
@@ -25,7 +25,7 @@ async def staff_tasks(
     staff_id: uuid.UUID,
     session: SessionDep,
     principal: Principal = StaffReader,
-    day: date | None = None,
+    day: IsoDate | None = None,
 ) -> Tasks:
     return await service.tasks(
         session=session, principal=principal, staff_id=staff_id, day=day or clock.today()
@@ -52,7 +52,7 @@ async def plan_day(
     summary="Re-check a day's assignment as it stands (VROOM plan mode): ETAs and violations",
 )
 async def check_day(
-    day: date,
+    day: IsoDate,
     org_id: uuid.UUID,
     request: Request,
     session: SessionDep,

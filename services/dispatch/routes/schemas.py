@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.dispatch.dispatches.schemas import DispatchRead
 from services.dispatch.visits.schemas import VisitRead
+from shared.dates import IsoDate
 
 
 class Tasks(BaseModel):
@@ -23,7 +24,7 @@ class Tasks(BaseModel):
 class PlanDayIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    day: date
+    day: IsoDate
     org_id: uuid.UUID
     station_id: uuid.UUID | None = Field(None, description="solve one station only")
     solver: Literal["vroom", "greedy"] = "vroom"

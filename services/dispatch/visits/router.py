@@ -4,7 +4,6 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
-from pydantic import AwareDatetime
 
 from services.dispatch.visits import service
 from services.dispatch.visits.models import Visit
@@ -19,6 +18,7 @@ from services.dispatch.visits.schemas import (
     VisitStatus,
 )
 from shared.auth import Principal, Role, StaffReader, require_roles
+from shared.dates import IsoDateTime
 from shared.pagination import Cursor, Limit, Page, paginate
 from shared.uow import SessionDep
 
@@ -34,7 +34,9 @@ Reviewer = require_roles(Role.admin, Role.street, Role.community, Role.org_admin
     status_code=201,
     response_model=VisitRead,
     summary="An ad-hoc visit (items by code or usual name; medical items need qualified staff)",
-    responses={200: {"description": "the visit this `client_ref` already created"}},
+    responses={
+        200: {"model": VisitRead, "description": "the visit this `client_ref` already created"}
+    },
 )
 async def create_visit(
     visit_in: VisitCreate, session: SessionDep, response: Response, principal: Principal = Planner
@@ -52,8 +54,8 @@ async def list_visits(
     bed_id: uuid.UUID | None = None,
     staff_id: uuid.UUID | None = None,
     status: VisitStatus | None = None,
-    planned_from: Annotated[AwareDatetime | None, Query()] = None,
-    planned_to: Annotated[AwareDatetime | None, Query()] = None,
+    planned_from: Annotated[IsoDateTime | None, Query()] = None,
+    planned_to: Annotated[IsoDateTime | None, Query()] = None,
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> Page[VisitRead]:
@@ -87,7 +89,10 @@ async def get_visit(
     "/{visit_id}/check-in",
     response_model=CheckResult,
     summary="Arrival: GPS and handset time; anomalies become flags, never refusals",
-    responses={201: {"description": "checked in"}, 200: {"description": "the same check-in again"}},
+    responses={
+        201: {"description": "checked in"},
+        200: {"model": CheckResult, "description": "the same check-in again"},
+    },
     status_code=201,
 )
 async def check_in(
@@ -111,7 +116,7 @@ async def check_in(
     summary="Departure: GPS, handset time, items done, note",
     responses={
         201: {"description": "checked out"},
-        200: {"description": "the same check-out again"},
+        200: {"model": CheckResult, "description": "the same check-out again"},
     },
     status_code=201,
 )

@@ -4,8 +4,9 @@ import uuid
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from shared.dates import IsoDateTime
 from shared.geo import Latitude, Longitude
 from shared.i18n import T
 
@@ -19,8 +20,8 @@ class VisitCreate(BaseModel):
     staff_id: uuid.UUID | None = Field(
         None, description="the caregiver; a caregiver's own id by default"
     )
-    planned_start: AwareDatetime
-    planned_end: AwareDatetime
+    planned_start: IsoDateTime
+    planned_end: IsoDateTime
     items: list[str] = Field(
         min_length=1, max_length=30, description="catalogue codes or usual names (助餐, 助洁…)"
     )
@@ -46,7 +47,7 @@ class CheckIn(BaseModel):
 
     lat: Latitude
     lon: Longitude
-    at: AwareDatetime = Field(description="the handset's time of the check-in")
+    at: IsoDateTime = Field(description="the handset's time of the check-in")
     alternate_reason: str | None = Field(
         None, max_length=200, description="why the check-in is not at the home (e.g. 陪同就医)"
     )
@@ -57,7 +58,7 @@ class CheckOut(BaseModel):
 
     lat: Latitude
     lon: Longitude
-    at: AwareDatetime = Field(description="the handset's time of the check-out")
+    at: IsoDateTime = Field(description="the handset's time of the check-out")
     items_done: list[str] = Field(default_factory=list, max_length=30)
     note: str | None = Field(None, max_length=1000)
 
