@@ -1,5 +1,6 @@
 """Who may switch VISIT mode (it pauses inactivity and bed-exit alerts): a caregiver only for
-themselves, as active staff of the org, for an elder with an active bed of that org."""
+themselves, as active staff of the org, for an elder with an active bed of that org and a
+dispatch visit of theirs checked in there now."""
 
 from __future__ import annotations
 
@@ -27,6 +28,25 @@ async def put(telemetry, elder_id: str, body: dict, **claims):
     )
 
 
+async def checked_in(database_url: str, home: dict, staff: str) -> None:
+    """A dispatch visit of ``staff`` checked in at the home (dispatch's own row; set-up)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(
+            "INSERT INTO dispatch.visits (id, bed_id, elder_id, org_id, staff_id, kind, status,"
+            " planned_start, planned_end, items, check_in_at, check_in_received_at, items_done,"
+            " late) VALUES ($1, $2, $3, $4, $5, 'adhoc', 'checked_in', now(),"
+            " now() + interval '1 hour', '{meal}', now(), now(), '{}', false)",
+            uuid.uuid4(),
+            uuid.UUID(home["bed_id"]),
+            uuid.UUID(home["elder_id"]),
+            uuid.UUID(home["org"]["id"]),
+            uuid.UUID(staff),
+        )
+    finally:
+        await conn.close()
+
+
 def caregiver(org: dict, staff: str) -> dict:
     return {"role": "caregiver", "org": org["id"], "staff": staff}
 
@@ -44,6 +64,10 @@ async def recorded_staff(database_url: str, elder_id: str) -> uuid.UUID | None:
 async def test_a_caregiver_switches_visit_mode_for_themselves(registry, telemetry, database_url):
     home = await make_home(registry)
     me = await make_staff(registry, home["org"])
+    # not while no visit of theirs is checked in there
+    r = await put(telemetry, home["elder_id"], {"active": True}, **caregiver(home["org"], me))
+    assert r.status_code == 403, r.text
+    await checked_in(database_url, home, me)
     r = await put(telemetry, home["elder_id"], {"active": True}, **caregiver(home["org"], me))
     assert r.status_code == 200, r.text
     assert r.json()["active"] is True
@@ -71,6 +95,7 @@ async def test_a_caregiver_may_not_act_for_someone_else(registry, telemetry, dat
     assert r.headers["content-type"].startswith("application/problem+json")
     assert await recorded_staff(database_url, home["elder_id"]) is None
     # nor end a colleague's visit
+    await checked_in(database_url, home, colleague)
     assert (
         await put(
             telemetry, home["elder_id"], {"active": True}, **caregiver(home["org"], colleague)
@@ -81,7 +106,9 @@ async def test_a_caregiver_may_not_act_for_someone_else(registry, telemetry, dat
     assert await recorded_staff(database_url, home["elder_id"]) == uuid.UUID(colleague)
 
 
-async def test_only_staff_of_the_org_for_an_elder_with_an_active_bed_of_it(registry, telemetry):
+async def test_only_staff_of_the_org_for_an_elder_with_an_active_bed_of_it(
+    registry, telemetry, database_url
+):
     home = await make_home(registry)
     # a staff id that is not on the org's staff (a token minted for someone else's org)
     stranger = str(uuid.uuid4())
@@ -94,6 +121,7 @@ async def test_only_staff_of_the_org_for_an_elder_with_an_active_bed_of_it(regis
     assert r.status_code == 404
     # the org still sees the elder while the bed is suspended, but there is no service to visit
     me = await make_staff(registry, home["org"])
+    await checked_in(database_url, home, me)
     r = await registry.post(f"/v1/beds/{home['bed_id']}/suspend", {"reason": "住院"})
     assert r.status_code == 200, r.text
     r = await put(telemetry, home["elder_id"], {"active": True}, **caregiver(home["org"], me))

@@ -25,3 +25,13 @@ def test_no_encrypted_pii_is_published():
         assert not [c.name for c in table.columns if c.name.endswith(("_enc", "_hash"))] or (
             table.name == "devices"  # the broker's password hash is not personal data
         )
+
+
+def test_the_published_visit_columns_are_dispatch_columns():
+    import services.dispatch.visits.models  # noqa: F401
+    from shared import visits_readmodel
+
+    own = Base.metadata.tables["dispatch.visits"]
+    for column in visits_readmodel.visits.columns:
+        assert column.name in own.c, column.name
+        assert type(column.type).__name__ == type(own.c[column.name].type).__name__

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.telemetry.monitoring.models import ElderSettings, VisitMode
 from services.telemetry.monitoring.schemas import MonitoringSettings, VisitModeRead
-from shared import readmodel
+from shared import readmodel, visits_readmodel
 from shared.auth import Principal, Role
 from shared.errors import Forbidden
 from shared.i18n import T
@@ -49,10 +49,11 @@ async def visit_staff(
 ) -> uuid.UUID | None:
     """Who may switch VISIT mode (it pauses behaviour alerts), and for which staff id.
 
-    Until dispatch owns visits ("a visit of theirs now"), a caregiver may switch it only
-    for themselves (a ``staff_id`` of someone else is 403), while an active member of their
-    org's staff, for an elder with an *active* bed of that org — and end only their own. An
-    org admin may name only staff of its org. Admins and services (dispatch) are trusted.
+    A caregiver may switch it on only for themselves (a ``staff_id`` of someone else is
+    403), while an active member of their org's staff, for an elder with an *active* bed of
+    that org and a dispatch visit of theirs checked in there now — and end only their own.
+    An org admin may name only staff of its org. Admins and services (dispatch, which sets
+    it at check-in itself) are trusted.
     Returns the staff id to record. The caller has already checked the elder is in scope.
     """
     if principal.role is Role.caregiver:
@@ -72,6 +73,13 @@ async def visit_staff(
                     "the elder has no active home care bed of your organisation",
                 )
             )
+        if active and not await _checked_in(session, elder_id, principal.staff):
+            raise Forbidden(
+                T(
+                    "您此刻没有在该老人家中签到的上门服务",
+                    "you have no visit checked in at this elder's home now",
+                )
+            )
         if not active:
             current = await session.scalar(
                 select(VisitMode.staff_id).where(VisitMode.elder_id == elder_id)
@@ -88,6 +96,21 @@ async def visit_staff(
     ):
         raise Forbidden(T("不是本机构在职人员", "not active staff of this organisation"))
     return staff_id
+
+
+async def _checked_in(
+    session: AsyncSession, elder_id: uuid.UUID, staff_id: uuid.UUID | None
+) -> bool:
+    v = visits_readmodel.visits
+    return bool(
+        await session.scalar(
+            select(
+                exists().where(
+                    v.c.elder_id == elder_id, v.c.staff_id == staff_id, v.c.status == "checked_in"
+                )
+            )
+        )
+    )
 
 
 async def _is_active_staff(
