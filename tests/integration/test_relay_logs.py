@@ -9,6 +9,7 @@ import asyncpg
 import httpx
 
 from services.telemetry.outbox.relay import Relay
+from shared.outbox import Sender
 
 
 async def test_a_failed_delivery_is_logged_without_the_answer(settings, database_url, caplog):
@@ -32,10 +33,13 @@ async def test_a_failed_delivery_is_logged_without_the_answer(settings, database
         caplog.set_level(logging.INFO, logger="services.telemetry.outbox.relay")
         row = await conn.fetchrow("SELECT * FROM telemetry.outbox WHERE id = $1", row_id)
         # one delivery of this row (deliver_due would take other tests' rows too)
-        async with httpx.AsyncClient(transport=relay.transport) as client:
-            error = await relay._send(client, row)
+        sender = Sender(settings, sub="test", transport=relay.transport)
+        try:
+            error = await sender.send(row)
+        finally:
+            await sender.close()
         async with conn.transaction():
-            await relay._record(conn, row, error)
+            await relay.settle(conn, [row], [error])
         row = await conn.fetchrow("SELECT * FROM telemetry.outbox WHERE id = $1", row_id)
     finally:
         await conn.execute("DELETE FROM telemetry.outbox WHERE alert_id = $1", alert_id)

@@ -10,10 +10,10 @@ import logging
 import asyncpg
 import orjson
 
-from services.dispatch import leasing
 from services.dispatch import policy as dispatch_policy
 from services.dispatch.notifications.sender import DeliveryError, Notifier, Outgoing
 from services.dispatch.notifications.service import CHANNEL
+from shared import leasing
 
 log = logging.getLogger(__name__)
 

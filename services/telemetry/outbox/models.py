@@ -1,18 +1,18 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, Index, Integer, String, Text
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy import Index
+from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.db import Base, created_at_column
+from shared.db import Base
+from shared.outbox import OutboxColumns
 
 
-class OutboxMessage(Base):
-    """A command to another service, committed with the change that caused it; the relay
-    delivers it with retries and ``idempotency_key`` so an outage delays, never drops."""
+class OutboxMessage(OutboxColumns, Base):
+    """A command to dispatch (an emergency's hand-off, a false alarm's cancel), committed
+    with the alert that caused it; ``shared.outbox`` delivers it."""
 
     __tablename__ = "outbox"
     __table_args__ = (
@@ -20,15 +20,4 @@ class OutboxMessage(Base):
         {"schema": "telemetry"},
     )
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     alert_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), index=True)
-    target: Mapped[str] = mapped_column(String(32), nullable=False)
-    method: Mapped[str] = mapped_column(String(8), nullable=False, default="POST")
-    path: Mapped[str] = mapped_column(String(256), nullable=False)
-    body: Mapped[dict] = mapped_column(JSONB, nullable=False)
-    idempotency_key: Mapped[str] = mapped_column(String(128), nullable=False, unique=True)
-    created_at: Mapped[datetime] = created_at_column()
-    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    next_attempt_at: Mapped[datetime] = created_at_column()
-    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    last_error: Mapped[str | None] = mapped_column(Text)

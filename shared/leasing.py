@@ -1,10 +1,11 @@
-"""The shape both of dispatch's delivery loops share (the outbox relay to telemetry and the
-notification sender): lease a batch of due rows with ``SKIP LOCKED``, deliver them side by
-side, settle the whole batch in one statement, and sleep unless a full batch went through.
+"""The shape every delivery loop shares (the outbox relays of telemetry and dispatch, and
+dispatch's notification sender): lease a batch of due rows with ``SKIP LOCKED``, deliver
+them side by side, settle the whole batch in one statement, and sleep unless a full batch
+went through.
 
 Rows carry their own schedule (``next_attempt_at``, exponential backoff per row), so an
 outage of the receiver costs one leased batch a wake-up, not a busy loop; and any number of
-dispatch processes may run the same loop."""
+processes may run the same loop."""
 
 from __future__ import annotations
 
