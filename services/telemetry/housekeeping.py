@@ -13,8 +13,8 @@ else telemetry accumulates (README, "Retention"; figures in ``shared/config.py``
   offline rule's memory;
 - message de-duplication (``seen``) and vital breaches: a week and a day.
 
-Every deletion runs in chunks, each chunk its own short transaction: the SSE feed holds back
-rows of transactions newer than the oldest one running, so one long DELETE would stall it.
+Every deletion runs in chunks, each chunk its own short transaction: one long DELETE would
+hold its locks and keep its dead rows from vacuum for the whole run.
 """
 
 from __future__ import annotations

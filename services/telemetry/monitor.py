@@ -12,9 +12,8 @@ long enough by the wall clock, not already alerted for this silence), the pure r
 closures and escalations in one statement. A scan costs the same dozen round trips for ten
 homes or ten thousand (``python -m bench monitor``).
 
-Reads come first and writes last: a transaction gets its xid at its first write, and the
-SSE feed holds back newer rows until it commits — so the scan's writing part stays short.
-Housekeeping (partitions, retention) is in ``housekeeping.py``.
+Reads come first and writes last, so the scan's row locks are held for its writing part
+only (ingest raising for the same homes waits on them). Housekeeping (partitions, retention) is in ``housekeeping.py``.
 """
 
 from __future__ import annotations
@@ -337,7 +336,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
                 if done:
                     log.info("monitor: %s", ", ".join(done[:20]))
                 if loop.time() - last_housekeeping > HOUSEKEEPING_EVERY_S:
-                    # its own short transactions: a long one would hold back the SSE feed
+                    # its own short transactions: a long one would hold locks ingest waits on
                     log.info("housekeeping: %s", await housekeeping(conn, now, retention))
                     last_housekeeping = loop.time()
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:

@@ -166,16 +166,15 @@ async def read_until(lines, predicate, within: float = 10.0) -> list[dict]:
     return events
 
 
-def position(token: str) -> tuple[int, int]:
-    xid, seq = token.split("-")
-    return int(xid), int(seq)
+def position(token: str) -> int:
+    return int(token)
 
 
 async def test_sse_stream_is_live_and_resumable(registry, telemetry, database_url, live_telemetry):
     conn = await asyncpg.connect(database_url)
-    horizon = await conn.fetchval("SELECT pg_snapshot_xmin(pg_current_snapshot())")
+    horizon = await conn.fetchval("SELECT coalesce(max(pos), 0) FROM telemetry.alert_log")
     await conn.close()
-    start = f"{horizon}-0"
+    start = str(horizon)
     headers = {"Authorization": f"Bearer {telemetry.token('admin')}", "Last-Event-ID": start}
     home = await make_home(registry)
 

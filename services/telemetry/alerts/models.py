@@ -77,14 +77,16 @@ class Alert(Base):
 class AlertLog(Base):
     """Every step of every alert: the audit trail and the SSE stream's source.
 
-    ``seq`` orders the steps of one alert; the feed's position is ``(xid, seq)``, where
-    ``xid`` is the writing transaction: a reader serves only rows below the oldest
-    transaction still running (``pg_snapshot_xmin``), so a row that commits late can never
-    land behind a position a client already passed (see ``stream.py``)."""
+    ``seq`` orders the steps of one alert (taken at insert); ``pos`` is the feed's position,
+    taken at commit in commit order by one sequencer (migration 0030), so a row that commits
+    late can never land behind a position a client already passed (see ``stream.py``).
+    ``xid`` is the writing transaction, kept to resume the ``<xid>-<seq>`` tokens the feed
+    gave out before ``pos``."""
 
     __tablename__ = "alert_log"
     __table_args__ = (
         Index("ix_alert_log_xid_seq", "xid", "seq"),
+        Index("ix_alert_log_pos", "pos", unique=True),
         Index("ix_alert_log_at", "at"),
         {"schema": "telemetry"},
     )
@@ -93,6 +95,8 @@ class AlertLog(Base):
     xid: Mapped[int] = mapped_column(
         Xid8(), nullable=False, server_default=text("pg_current_xact_id()")
     )
+    # NULL only inside the writing transaction: its commit sets it.
+    pos: Mapped[int | None] = mapped_column(BigInteger)
     alert_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False, index=True)
     action: Mapped[str] = mapped_column(String(16), nullable=False)
     actor: Mapped[str] = mapped_column(String(128), nullable=False)

@@ -53,13 +53,13 @@ async def list_alerts(
 
 
 _POSITION = (
-    "a position token from the stream (the `id:` of its last event, `<xid>-<seq>`); "
-    "a bare number is a position from before positions carried the xid"
+    "a position from the stream (the `id:` of the last event received, a number); "
+    "`<xid>-<seq>` tokens from earlier versions are still understood"
 )
 
 
-def _position(value: str, field: str) -> stream.Position:
-    position = stream.Position.parse(value)
+def _position(value: str, field: str) -> stream.Token:
+    position = stream.Token.parse(value)
     if position is None:
         raise Unprocessable(
             T(f"{field} 不是告警流中的位置", f"{field} is not a position in the alert stream"),
@@ -72,7 +72,7 @@ def _position(value: str, field: str) -> stream.Position:
     "/stream",
     summary="Live alert steps (SSE); resume with Last-Event-ID",
     description=(
-        "Each event's `id` is its position (`<xid>-<seq>`); send the last one back as "
+        "Each event's `id` is its position (a number, in commit order); send the last one back as "
         "`Last-Event-ID` (or `?after=`) to resume: nothing is skipped, even steps that "
         "committed out of order. Without a position the stream starts now. Steps of alerts "
         "closed longer ago than the alert-log retention may have been pruned."
@@ -86,13 +86,14 @@ async def stream_alerts(
     last_event_id: Annotated[str | None, Header(max_length=41, description=_POSITION)] = None,
     after: Annotated[str | None, Query(max_length=41, description="same as Last-Event-ID")] = None,
 ) -> StreamingResponse:
+    pool = request.app.state.read_pool
     if last_event_id:
-        start = _position(last_event_id, "Last-Event-ID")
+        start = await stream.resume_position(pool, _position(last_event_id, "Last-Event-ID"))
     elif after:
-        start = _position(after, "after")
+        start = await stream.resume_position(pool, _position(after, "after"))
     else:
         # A new subscriber gets what happens from now on; history is GET /v1/alerts.
-        start = await stream.now_position(request.app.state.read_pool)
+        start = await stream.now_position(pool)
     body = stream.events(
         sessionmaker=request.app.state.sessionmaker,
         broadcaster=request.app.state.broadcaster,

@@ -5,23 +5,19 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 import asyncpg
-from sqlalchemy import BigInteger, ColumnElement, Select, func, literal, select, tuple_
+from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.telemetry.alerts import lifecycle
-from services.telemetry.alerts.models import ACTIVE, Alert, AlertLog, Xid8
+from services.telemetry.alerts.models import ACTIVE, Alert, AlertLog
 from services.telemetry.alerts.schemas import AlertLogRead, AlertRead
 from shared import scoping
 from shared.auth import Principal
 from shared.errors import Conflict, NotFound
 from shared.i18n import T
 from shared.pagination import Page, paginate
-
-if TYPE_CHECKING:
-    from services.telemetry.alerts.stream import Position
 
 
 def scope_clause(principal: Principal) -> ColumnElement[bool]:
@@ -138,17 +134,12 @@ async def history(
     )
 
 
-def stream_statement(principal: Principal, after: Position, limit: int = 200) -> Select:
-    """Settled alert log entries after ``after`` that ``principal`` may see (the SSE feed):
-    only rows below the oldest running transaction, in (xid, seq) order — see stream.py."""
+def stream_statement(principal: Principal, after: int, limit: int = 200) -> Select:
+    """Alert log entries after position ``after`` that ``principal`` may see (the SSE
+    feed), in commit order — see stream.py."""
     return (
         select(AlertLog)
-        .where(
-            tuple_(AlertLog.xid, AlertLog.seq)
-            > tuple_(literal(after.xid, Xid8()), literal(after.seq, BigInteger())),
-            AlertLog.xid < func.pg_snapshot_xmin(func.pg_current_snapshot()),
-            scoping.by_elder(principal, AlertLog.elder_id),
-        )
-        .order_by(AlertLog.xid, AlertLog.seq)
+        .where(AlertLog.pos > after, scoping.by_elder(principal, AlertLog.elder_id))
+        .order_by(AlertLog.pos)
         .limit(limit)
     )

@@ -1,21 +1,19 @@
 """Server-sent events of the alert log, resumable with ``Last-Event-ID``, never skipping.
 
-The feed's order is ``(xid, seq)``: the writing transaction's id, then the row's sequence.
-A reader serves only rows whose xid is below ``pg_snapshot_xmin`` of its snapshot — the
-oldest transaction still running — because every transaction below it has finished, so its
-rows are all visible now and no row can later appear at a position the reader has passed.
-A row committed late (its transaction began before others that committed first) is held
-back until it and everything older has settled, then served in its place; a ``seq`` alone
-could not do that (sequence numbers are taken at insert, not at commit). Writers pay
-nothing: ``xid`` is a column default. The cost is latency, not loss: while a long writing
-transaction runs anywhere in the cluster, newer rows wait for it (so telemetry's own
-writers — the monitor, housekeeping — keep their transactions short, and a database
-serving this feed should set ``idle_in_transaction_session_timeout``: a forgotten open
-transaction would hold the feed back until it ends).
+The feed's order is ``pos``, a position each log row takes when its transaction commits,
+from one sequencer that hands positions out in commit order (a deferred trigger under one
+advisory lock, migration 0030). So a reader that sees position n sees every position below
+it, and no row can later appear behind a position a client has passed — whatever else is
+running: a long subsidy run or a forgotten open transaction elsewhere holds nothing back.
+``seq`` could not do that (it is taken at insert, and writers commit out of order), nor
+could holding rows back below the oldest running transaction (any transaction anywhere
+froze the feed). Writers pay one index update and a brief lock at commit.
 
-The event id is the position as a plain token, ``"<xid>-<seq>"``; clients echo it back as
-``Last-Event-ID`` (or ``?after=``). A bare number is a position from before the xid column
-existed (those rows carry xid 0 and keep their seq order).
+The event id is the position as a plain number; clients echo it back as ``Last-Event-ID``
+(or ``?after=``). Tokens given out before positions existed still resume: a bare number was
+a ``seq``, and old rows kept their ``seq`` as their position; ``"<xid>-<seq>"`` resumes
+just before the first row that came after it in its old order (a step may come twice, none
+is skipped).
 
 One LISTEN connection per process wakes every open stream when an alert step commits; each
 stream then reads after its own position, scoped to its principal. A missed notification
@@ -48,81 +46,89 @@ KEEPALIVE_S = 15.0
 PAGE = 200
 TOKEN_PATTERN = r"^[0-9]{1,20}(-[0-9]{1,19})?$"
 _TOKEN = re.compile(TOKEN_PATTERN)
-# While committed rows wait behind an older transaction, look again soon (that transaction
-# may never NOTIFY), backing off so a long one does not turn every stream into a busy loop.
-HELD_POLL_S = 0.02
-HELD_POLL_MAX_S = 1.0
-# The horizon, and whether committed rows already wait above it (their writers' NOTIFY has
-# come and gone; what holds them back may be a transaction that never notifies).
-_HORIZON = text(
-    "SELECT h.x, EXISTS (SELECT 1 FROM telemetry.alert_log WHERE xid >= h.x) "
-    "FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS x) h"
+_MAX = 2**63
+_HORIZON = text("SELECT coalesce(max(pos), 0) FROM telemetry.alert_log")
+# Just before the first row after an old (xid, seq) token in the order it was given in.
+_LEGACY = (
+    "SELECT coalesce(min(pos) - 1, (SELECT coalesce(max(pos), 0) FROM telemetry.alert_log)) "
+    "FROM telemetry.alert_log WHERE (xid, seq) > ($1::text::xid8, $2)"
 )
 
 
-@dataclass(frozen=True, order=True)
-class Position:
-    """A place in the feed: everything at or before it has been served."""
+@dataclass(frozen=True)
+class Token:
+    """What a client sent back: a position, or an ``(xid, seq)`` pair from before them."""
 
-    xid: int
-    seq: int
-
-    @property
-    def token(self) -> str:
-        return f"{self.xid}-{self.seq}"
+    pos: int | None = None
+    legacy: tuple[int, int] | None = None
 
     @classmethod
-    def parse(cls, token: str) -> Position | None:
+    def parse(cls, token: str) -> Token | None:
         """The position a token names; None when it is not one."""
         if not _TOKEN.fullmatch(token):
             return None
-        xid, _, seq = token.partition("-")
-        position = cls(int(xid), int(seq)) if seq else cls(0, int(xid))
-        if position.xid >= 2**64 or position.seq >= 2**63:
+        first, _, second = token.partition("-")
+        if not second:
+            return cls(pos=int(first)) if int(first) < _MAX else None
+        if int(first) >= 2**64 or int(second) >= _MAX:
             return None
-        return position
+        return cls(legacy=(int(first), int(second)))
 
 
-async def now_position(pool: asyncpg.Pool) -> Position:
-    """Where a new subscriber starts: just below the oldest running transaction, so what
-    commits from now on — including what was in flight at this moment — is all served."""
-    return Position(int(await pool.fetchval("SELECT pg_snapshot_xmin(pg_current_snapshot())")), 0)
+def token(pos: int) -> str:
+    return str(pos)
+
+
+async def resume_position(pool: asyncpg.Pool, resume: Token) -> int:
+    if resume.pos is not None:
+        return resume.pos
+    assert resume.legacy is not None
+    xid, seq = resume.legacy
+    return int(await pool.fetchval(_LEGACY, str(xid), seq))
+
+
+async def now_position(pool: asyncpg.Pool) -> int:
+    """Where a new subscriber starts: after the last committed step, so what commits from
+    now on — including what was in flight at this moment — is all served."""
+    return int(await pool.fetchval(str(_HORIZON)))
 
 
 @dataclass(frozen=True)
 class Read:
     rows: list[AlertLog]
-    after: Position  # where to read from next
-    held: bool  # committed rows wait above the horizon: read again soon
+    after: int  # where to read from next
 
 
 async def read_page(
-    session: AsyncSession, principal: Principal, after: Position, limit: int = PAGE
+    session: AsyncSession, principal: Principal, after: int, limit: int = PAGE
 ) -> Read:
-    """The settled log rows after ``after`` that ``principal`` may see, and the position to
-    read from next. When the page is not full, that position moves up to the horizon even
-    past rows out of scope, so a narrow reader does not rescan the whole district's steps."""
-    # Taken before the rows: a later snapshot's horizon is never lower, so every settled
-    # row below this one is in the page that follows.
-    horizon_xid, held = (await session.execute(_HORIZON)).one()
+    """The log rows after ``after`` that ``principal`` may see, and the position to read
+    from next. When the page is not full, that position moves up to the last committed one
+    even past rows out of scope, so a narrow reader does not rescan the whole district's
+    steps."""
+    # Taken before the rows: every position up to it is visible to the next statement.
+    horizon = int((await session.execute(_HORIZON)).scalar_one())
     rows = list(await session.scalars(service.stream_statement(principal, after, limit)))
-    last = Position(rows[-1].xid, rows[-1].seq) if rows else after
+    last = rows[-1].pos if rows else after
+    assert last is not None
     if len(rows) < limit:
-        last = max(last, Position(int(horizon_xid), 0))
-    return Read(rows, last, bool(held))
+        last = max(last, horizon)
+    return Read(rows, last)
 
 
 def event(row: AlertLog) -> bytes:
+    pos = row.pos
+    assert pos is not None  # committed rows all have one
     snapshot = dict(row.snapshot)
     if snapshot.get("resolved_by") == "system":
         snapshot["resolution_note"] = render_note(snapshot.get("resolution_note"))
     data = {
         **AlertLogRead.model_validate(row).model_dump(mode="json"),
-        "position": Position(row.xid, row.seq).token,
+        "position": token(pos),
         "alert": snapshot,
     }
     return (
-        f"id: {Position(row.xid, row.seq).token}\nevent: alert.{row.action}\n".encode()
+        f"id: {token(pos)}\nevent: alert.{row.action}\n".encode()
         + b"data: "
         + orjson.dumps(data)
         + b"\n\n"
@@ -165,7 +171,7 @@ async def events(
     sessionmaker: async_sessionmaker[AsyncSession],
     broadcaster: Broadcaster,
     principal: Principal,
-    after: Position,
+    after: int,
     expires_at: float | None = None,
 ) -> AsyncIterator[bytes]:
     """The stream ends when the caller's token expires: the client reconnects with a fresh
@@ -173,7 +179,6 @@ async def events(
     yield b"retry: 2000\n\n"
     generation = -1
     idle = 0.0
-    held_delay = HELD_POLL_S
     while expires_at is None or time.time() < expires_at:
         async with sessionmaker() as session:
             read = await read_page(session, principal, after)
@@ -181,16 +186,10 @@ async def events(
         for row in read.rows:
             yield event(row)
         if read.rows:
-            idle, held_delay = 0.0, HELD_POLL_S
+            idle = 0.0
             continue
-        if read.held:  # wake on the next step, or look again after the delay
-            generation = await broadcaster.wait(generation, held_delay)
-            idle += held_delay
-            held_delay = min(held_delay * 2, HELD_POLL_MAX_S)
-        else:
-            held_delay = HELD_POLL_S
-            generation = await broadcaster.wait(generation, POLL_S)
-            idle += POLL_S
+        generation = await broadcaster.wait(generation, POLL_S)
+        idle += POLL_S
         if idle >= KEEPALIVE_S:
             idle = 0.0
             yield b": keep-alive\n\n"
