@@ -13,7 +13,8 @@ closures and escalations in one statement. A scan costs the same dozen round tri
 homes or ten thousand (``python -m bench monitor``).
 
 Reads come first and writes last, so the scan's row locks are held for its writing part
-only (ingest raising for the same homes waits on them). Housekeeping (partitions, retention) is in ``housekeeping.py``.
+only (ingest raising for the same homes waits on them). Housekeeping (partitions,
+retention) is in ``housekeeping.py``.
 """
 
 from __future__ import annotations

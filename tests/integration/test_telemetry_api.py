@@ -265,6 +265,14 @@ async def test_monitoring_settings(registry, telemetry, database_url):
     ):
         r = await telemetry.client.put(path, json=bad, headers=telemetry.auth("admin"))
         assert r.status_code == 422, bad
+    # the reason is for people: zh-CN by default, English on request
+    unknown = {"thresholds": {"pulse": {"warn_low": 1}}}
+    zh = await telemetry.client.put(path, json=unknown, headers=telemetry.auth("admin"))
+    en = await telemetry.client.put(
+        path, json=unknown, headers={**telemetry.auth("admin"), "Accept-Language": "en"}
+    )
+    assert "未知的生命体征" in zh.json()["errors"][0]["message"]
+    assert en.json()["errors"][0]["message"].startswith("unknown vital 'pulse'")
     r = await telemetry.client.put(
         path, json=body, headers=telemetry.auth("family", elder=home["elder_id"])
     )

@@ -43,7 +43,9 @@ def _utc(value: datetime) -> datetime:
     try:
         return value.astimezone(UTC)
     except OverflowError:  # 9999-12-31T23:59-14:00 is past the last representable instant
-        raise ValueError("outside the representable time range") from None
+        raise ValueError(
+            str(T("超出可表示的时间范围", "outside the representable time range"))
+        ) from None
 
 
 # RFC 3339 text with an offset (a number, or a time without an offset, is refused: 422 naming

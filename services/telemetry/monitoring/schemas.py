@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from services.telemetry.alerts import rules
+from shared.i18n import T
 
 Clock = Annotated[str, StringConstraints(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
 
@@ -46,11 +47,25 @@ class MonitoringSettings(BaseModel):
     def _consistent(self) -> MonitoringSettings:
         for metric, override in self.thresholds.items():
             if metric not in rules.VITALS:
-                raise ValueError(f"unknown vital {metric!r}")
+                raise ValueError(
+                    str(
+                        T(
+                            f"未知的生命体征 {metric!r}（可用：{', '.join(sorted(rules.VITALS))}）",
+                            f"unknown vital {metric!r} (known: {', '.join(sorted(rules.VITALS))})",
+                        )
+                    )
+                )
             merged = rules.thresholds_for({metric: override.model_dump(exclude_none=True)})
             t = merged[metric]
             if not t.crit_low <= t.warn_low < t.warn_high <= t.crit_high:
-                raise ValueError(f"{metric}: need crit_low <= warn_low < warn_high <= crit_high")
+                raise ValueError(
+                    str(
+                        T(
+                            f"{metric}：须满足 crit_low ≤ warn_low < warn_high ≤ crit_high",
+                            f"{metric}: need crit_low <= warn_low < warn_high <= crit_high",
+                        )
+                    )
+                )
         return self
 
 
