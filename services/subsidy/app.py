@@ -8,6 +8,7 @@ from sqlalchemy import text
 from services.subsidy import __doc__ as DESCRIPTION
 from services.subsidy.applications.router import router as applications
 from services.subsidy.benefits.router import router as benefits
+from services.subsidy.callbacks.router import router as callbacks
 from services.subsidy.evaluations.router import router as evaluations
 from services.subsidy.fraud.router import router as fraud
 from services.subsidy.ledger.router import router as ledger
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             benefits,
             applications,
             reports,
+            callbacks,
         ],
         settings=settings,
         on_startup=[load_policies, start_worker],

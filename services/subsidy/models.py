@@ -2,6 +2,7 @@
 
 from services.subsidy.applications.models import Application
 from services.subsidy.benefits.models import Benefit
+from services.subsidy.callbacks.models import CallbackItem, CallbackSample
 from services.subsidy.fraud.models import FraudFlag
 from services.subsidy.ledger.models import Entry, LedgerPeriod, Posting
 from services.subsidy.policies.models import PolicyDocument, PolicyVersion
@@ -13,6 +14,8 @@ from services.subsidy.vouchers.models import Redemption, Voucher, VoucherOrg
 __all__ = [
     "Application",
     "Benefit",
+    "CallbackItem",
+    "CallbackSample",
     "CurrentDecision",
     "Decision",
     "DecisionLine",

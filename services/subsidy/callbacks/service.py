@@ -1,0 +1,281 @@
+"""Drawing a quarter's callback sample, recording callbacks, reading the tally — the
+callbacks' SQL, all of it (see ``__init__``)."""
+
+from __future__ import annotations
+
+import math
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+
+import yaml
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    bindparam,
+    cast,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.subsidy.callbacks.models import CallbackItem, CallbackSample
+from services.subsidy.callbacks.schemas import (
+    CommunityRead,
+    Outcome,
+    RecordCreate,
+    SampleCreate,
+    SampleRead,
+)
+from services.subsidy.common import SERVICE, quarter_bounds
+from services.subsidy.runs.models import DecisionLine
+from shared import audit, clock, readmodel, scoping
+from shared.auth import Principal
+from shared.errors import Conflict, NotFound, Unprocessable
+from shared.i18n import T
+
+DONE = (Outcome.confirmed.value, Outcome.discrepancy.value)
+
+
+@dataclass(frozen=True)
+class CallbackPolicy:
+    rate_pct: int
+    reference: str
+
+
+@cache
+def policy() -> CallbackPolicy:
+    raw = yaml.safe_load((Path(__file__).parent / "policy.yaml").read_text(encoding="utf-8"))
+    rate = int(raw["rate_pct"])
+    if not 0 < rate <= 100:
+        raise ValueError("callbacks policy.yaml: rate_pct must be in 1..100")
+    return CallbackPolicy(rate_pct=rate, reference=str(raw["reference"]))
+
+
+def required(population: int, rate_pct: int) -> int:
+    """Callbacks a community of ``population`` subsidised elders needs: at least the rate,
+    so rounded up (5 % of 30 is 2, not 1)."""
+    return math.ceil(population * rate_pct / 100)
+
+
+def readable(principal: Principal) -> ColumnElement[bool]:
+    """A region officer sees the samples drawn over their region or inside it."""
+    if principal.region is None:
+        return true()
+    return CallbackSample.region.startswith(principal.region, autoescape=True) | literal(
+        principal.region
+    ).startswith(CallbackSample.region)
+
+
+def _region(principal: Principal, requested: str | None) -> str:
+    mine = principal.region or ""
+    region = requested if requested is not None else mine
+    if not region.startswith(mine):
+        raise Unprocessable(
+            T(f"地区 {region} 不在你的管辖范围 {mine} 内", f"region {region} is outside {mine}"),
+            errors=[("region", T("应在你的管辖范围内", "must be inside your region"))],
+        )
+    return region
+
+
+def _ranked(principal: Principal, region: str, quarter: str, seed: str) -> Select:
+    """Per community, the quarter's paid elders in their seeded order, with the community's
+    size: what the sample takes its first ``required`` from."""
+    lo, hi = quarter_bounds(quarter)
+    line = DecisionLine.__table__
+    e = readmodel.elders
+    paid = (
+        select(line.c.elder_id, e.c.residence_region.label("community"))
+        .join(e, e.c.id == line.c.elder_id)
+        .where(
+            line.c.month.between(lo, hi),
+            line.c.amount_fen > 0,
+            line.c.reversed_by.is_(None),
+            scoping.elder_scope(principal, e),
+            scoping.region_clause(e, bindparam("sample_region", region)) if region else true(),
+        )
+        .distinct()
+        .cte("paid")
+    )
+    order = func.md5(literal(seed) + cast(paid.c.elder_id, String))
+    return select(
+        paid.c.elder_id,
+        paid.c.community,
+        func.row_number().over(partition_by=paid.c.community, order_by=order).label("rank"),
+        func.count().over(partition_by=paid.c.community).label("n"),
+    )
+
+
+async def draw(
+    *, session: AsyncSession, principal: Principal, body: SampleCreate
+) -> tuple[CallbackSample, bool]:
+    """The quarter's sample for the region, drawn now — or the one already drawn (a sample is
+    drawn once: drawing again until it suits someone is what the seed prevents)."""
+    quarter_bounds(body.quarter)
+    region = _region(principal, body.region)
+    rate = policy().rate_pct
+    sample_id = await session.scalar(
+        insert(CallbackSample)
+        .values(
+            id=uuid.uuid4(),
+            quarter=body.quarter,
+            region=region,
+            rate_pct=rate,
+            seed=secrets.token_hex(16),
+            population=0,
+            drawn_by=principal.sub,
+        )
+        .on_conflict_do_nothing(index_elements=["quarter", "region"])
+        .returning(CallbackSample.id)
+    )
+    if sample_id is None:
+        existing = await session.scalar(
+            select(CallbackSample).where(
+                CallbackSample.quarter == body.quarter, CallbackSample.region == region
+            )
+        )
+        assert existing is not None
+        return existing, False
+    sample = await session.get_one(CallbackSample, sample_id)
+    ranked = _ranked(principal, region, body.quarter, sample.seed).subquery()
+    take = select(
+        literal(sample_id),
+        ranked.c.elder_id,
+        ranked.c.community,
+        ranked.c.n,
+        ranked.c.rank,
+    ).where(ranked.c.rank <= func.ceil(ranked.c.n * rate / 100.0))
+    await session.execute(
+        insert(CallbackItem).from_select(
+            ["sample_id", "elder_id", "community", "community_population", "rank"], take
+        )
+    )
+    sample.population = await session.scalar(
+        select(func.coalesce(func.sum(ranked.c.n), 0)).where(ranked.c.rank == 1)
+    )
+    await session.flush()
+    return sample, True
+
+
+async def get(*, session: AsyncSession, principal: Principal, sample_id: uuid.UUID):
+    sample = await session.scalar(
+        select(CallbackSample).where(CallbackSample.id == sample_id, readable(principal))
+    )
+    if sample is None:
+        raise NotFound(T(f"未找到回访抽样 {sample_id}", f"callback sample {sample_id} not found"))
+    return sample
+
+
+async def read(session: AsyncSession, sample: CallbackSample) -> SampleRead:
+    i = CallbackItem
+    rows = (
+        await session.execute(
+            select(
+                i.community,
+                func.max(i.community_population),
+                func.count(),
+                func.count().filter(i.outcome.in_(DONE)),
+                func.count().filter(i.outcome == Outcome.discrepancy.value),
+                func.count().filter(i.outcome == Outcome.unreachable.value),
+            )
+            .where(i.sample_id == sample.id)
+            .group_by(i.community)
+            .order_by(i.community)
+        )
+    ).all()
+    communities = []
+    for community, population, sampled, done, _, _ in rows:
+        need = required(population, sample.rate_pct)
+        communities.append(
+            CommunityRead(
+                community=community,
+                population=population,
+                required=need,
+                sampled=sampled,
+                done=done,
+                meets_rule=done >= need,
+            )
+        )
+    return SampleRead(
+        id=sample.id,
+        quarter=sample.quarter,
+        region=sample.region,
+        rate_pct=sample.rate_pct,
+        seed=sample.seed,
+        population=sample.population,
+        sampled=sum(r[2] for r in rows),
+        done=sum(r[3] for r in rows),
+        discrepancies=sum(r[4] for r in rows),
+        unreachable=sum(r[5] for r in rows),
+        meets_rule=all(c.meets_rule for c in communities),
+        reference=policy().reference,
+        communities=communities,
+        drawn_by=sample.drawn_by,
+        drawn_at=sample.drawn_at,
+    )
+
+
+def items_statement(sample: CallbackSample, pending: bool | None) -> Select:
+    stmt = select(CallbackItem).where(CallbackItem.sample_id == sample.id)
+    if pending is True:
+        stmt = stmt.where(
+            or_(CallbackItem.outcome.is_(None), CallbackItem.outcome == "unreachable")
+        )
+    elif pending is False:
+        stmt = stmt.where(CallbackItem.outcome.in_(DONE))
+    return stmt
+
+
+async def record(
+    *, session: AsyncSession, principal: Principal, sample: CallbackSample, body: RecordCreate
+) -> CallbackItem:
+    """The written record of one callback. An unreachable elder may be tried again (the
+    record is replaced); a callback made stands — a correction is a note beside it, never an
+    edit of what was written."""
+    item = await session.scalar(
+        select(CallbackItem)
+        .where(CallbackItem.sample_id == sample.id, CallbackItem.elder_id == body.elder_id)
+        .with_for_update()
+    )
+    if item is None:
+        raise Unprocessable(
+            T("该老人不在本次回访抽样中", "this elder is not in the sample"),
+            errors=[("elder_id", T("应为抽中的老人", "must be a sampled elder"))],
+        )
+    lo, _ = quarter_bounds(sample.quarter)
+    if body.done_on < lo or body.done_on > clock.today():
+        raise Unprocessable(
+            T(
+                "回访日期应在本季度开始之后且不晚于今天",
+                "done_on must be in or after the quarter and not in the future",
+            ),
+            errors=[("done_on", T("日期超出范围", "date out of range"))],
+        )
+    if item.outcome in DONE:
+        raise Conflict(
+            T("该老人的回访已记录", "a callback for this elder is already recorded"),
+        )
+    item.method = body.method.value
+    item.outcome = body.outcome.value
+    item.done_on = body.done_on
+    item.note = body.note
+    item.recorded_by = principal.sub
+    item.recorded_at = datetime.now(UTC)
+    await audit.record(
+        session,
+        service=SERVICE,
+        principal=principal,
+        action="callback.record",
+        resource_type="callback_sample",
+        resource_id=sample.id,
+    )
+    await session.flush()
+    return item
