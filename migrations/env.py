@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 
 from alembic import context
 from sqlalchemy.engine import Connection
@@ -17,8 +16,8 @@ import shared.calendar
 import shared.idempotency  # noqa: F401
 from shared.config import get_settings
 from shared.db import Base, create_engine
+from shared.migrate import SCHEMAS, include_name
 
-SCHEMAS = ("common", "registry", "subsidy", "dispatch", "telemetry")
 target_metadata = Base.metadata
 
 
@@ -29,21 +28,12 @@ def _url() -> str:
     return url
 
 
-PARTITION = re.compile(r"^events_(default|\d{4}_\d{2})$")  # made at run time, not by Alembic
-
-
-def _include_name(name: str | None, type_: str, parent_names: dict) -> bool:
-    if type_ == "schema":
-        return name in SCHEMAS
-    return not (type_ in ("table", "index") and name and PARTITION.match(name))
-
-
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         include_schemas=True,
-        include_name=_include_name,
+        include_name=include_name,
         version_table_schema="common",
         compare_type=True,
     )
