@@ -86,9 +86,10 @@ def _region(principal: Principal, requested: str | None) -> str:
     return region
 
 
-def _ranked(principal: Principal, region: str, quarter: str, seed: str) -> Select:
+def _ranked(region: str, quarter: str, seed: str) -> Select:
     """Per community, the quarter's paid elders in their seeded order, with the community's
-    size: what the sample takes its first ``required`` from."""
+    size: what the sample takes its first ``required`` from (the region is inside the
+    drawing officer's, so it is their scope too)."""
     lo, hi = quarter_bounds(quarter)
     line = DecisionLine.__table__
     e = readmodel.elders
@@ -99,7 +100,6 @@ def _ranked(principal: Principal, region: str, quarter: str, seed: str) -> Selec
             line.c.month.between(lo, hi),
             line.c.amount_fen > 0,
             line.c.reversed_by.is_(None),
-            scoping.elder_scope(principal, e),
             scoping.region_clause(e, bindparam("sample_region", region)) if region else true(),
         )
         .distinct()
@@ -145,7 +145,7 @@ async def draw(
         assert existing is not None
         return existing, False
     sample = await session.get_one(CallbackSample, sample_id)
-    ranked = _ranked(principal, region, body.quarter, sample.seed).subquery()
+    ranked = _ranked(region, body.quarter, sample.seed).subquery()
     take = select(
         literal(sample_id),
         ranked.c.elder_id,
@@ -234,11 +234,33 @@ def items_statement(sample: CallbackSample, pending: bool | None) -> Select:
     return stmt
 
 
+async def _replace(session: AsyncSession, sample: CallbackSample, item: CallbackItem) -> None:
+    """An elder not reached is replaced by the community's next elder in the seeded order,
+    so the quota can still be met and nobody chooses who is called instead."""
+    ranked = _ranked(sample.region, sample.quarter, sample.seed).subquery()
+    last = (
+        select(func.max(CallbackItem.rank))
+        .where(CallbackItem.sample_id == sample.id, CallbackItem.community == item.community)
+        .scalar_subquery()
+    )
+    await session.execute(
+        insert(CallbackItem)
+        .from_select(
+            ["sample_id", "elder_id", "community", "community_population", "rank"],
+            select(
+                literal(sample.id), ranked.c.elder_id, ranked.c.community, ranked.c.n, ranked.c.rank
+            ).where(ranked.c.community == item.community, ranked.c.rank == last + 1),
+        )
+        .on_conflict_do_nothing()
+    )
+
+
 async def record(
     *, session: AsyncSession, principal: Principal, sample: CallbackSample, body: RecordCreate
 ) -> CallbackItem:
     """The written record of one callback. An unreachable elder may be tried again (the
-    record is replaced); a callback made stands — a correction is a note beside it, never an
+    record is replaced; the first time, the next elder in the seeded order joins the sample);
+    a callback made stands — a correction is a note beside it, never an
     edit of what was written."""
     item = await session.scalar(
         select(CallbackItem)
@@ -263,6 +285,8 @@ async def record(
         raise Conflict(
             T("该老人的回访已记录", "a callback for this elder is already recorded"),
         )
+    if body.outcome is Outcome.unreachable and item.outcome is None:
+        await _replace(session, sample, item)
     item.method = body.method.value
     item.outcome = body.outcome.value
     item.done_on = body.done_on

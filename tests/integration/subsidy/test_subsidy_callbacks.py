@@ -55,10 +55,16 @@ async def test_a_quarter_sample_takes_five_percent_of_each_community_and_records
     ]
     sampled = {i["elder_id"] for i in items}
     # reproducible: an auditor with the seed and the paid elders draws the same ones
-    expected = set()
-    for ids in elders.values():
-        ranked = sorted(ids, key=lambda e: hashlib.md5(f"{sample['seed']}{e}".encode()).hexdigest())
-        expected |= {str(e) for e in ranked[: math.ceil(len(ids) * 5 / 100)]}
+    order = {
+        community: [
+            str(e)
+            for e in sorted(
+                ids, key=lambda e: hashlib.md5(f"{sample['seed']}{e}".encode()).hexdigest()
+            )
+        ]
+        for community, ids in elders.items()
+    }
+    expected = {e for ids in order.values() for e in ids[: math.ceil(len(ids) * 5 / 100)]}
     assert sampled == expected
 
     path = f"/v1/callback-samples/{sample['id']}/records"
@@ -76,6 +82,15 @@ async def test_a_quarter_sample_takes_five_percent_of_each_community_and_records
     # not reached: may be tried again; reached: the record stands
     body = {"elder_id": first, "method": "phone", "outcome": "unreachable", "done_on": today}
     assert (await subsidy.post(path, body, **officer)).status_code == 201
+    # …and the community's next elder in the seeded order joins the sample, once
+    assert (await subsidy.post(path, body, **officer)).status_code == 201
+    ids = order[next(c for c, ids in order.items() if first in ids)]
+    replacement = ids[math.ceil(len(ids) * 5 / 100)]
+    items = (await subsidy.get(f"/v1/callback-samples/{sample['id']}/items", **officer)).json()[
+        "items"
+    ]
+    assert {i["elder_id"] for i in items} == sampled | {replacement}
+    rest.append(replacement)
     body |= {"method": "home_visit", "outcome": "discrepancy", "note": "服务记录与老人所述不符"}
     r = await subsidy.post(path, body, **officer)
     assert r.status_code == 201 and r.json()["outcome"] == "discrepancy", r.text
@@ -86,7 +101,8 @@ async def test_a_quarter_sample_takes_five_percent_of_each_community_and_records
         body = {"elder_id": elder, "method": "phone", "outcome": "confirmed", "done_on": today}
         assert (await subsidy.post(path, body, **officer)).status_code == 201
     tally = (await subsidy.get(f"/v1/callback-samples/{sample['id']}", **officer)).json()
-    assert (tally["done"], tally["discrepancies"], tally["meets_rule"]) == (4, 1, True)
+    assert (tally["sampled"], tally["done"], tally["discrepancies"]) == (5, 5, 1)
+    assert tally["meets_rule"] is True
     pending = await subsidy.get(
         f"/v1/callback-samples/{sample['id']}/items", params={"pending": "true"}, **officer
     )
