@@ -55,6 +55,19 @@ elders = Table(
     Column("created_at", DateTime(timezone=True)),
 )
 
+# Where an elder was from which day (a row holds until the next one; the first, `registered`,
+# from birth). Subsidy reads it to count each day at the place in force that day.
+residence_history = Table(
+    "residence_history",
+    metadata,
+    _uuid("id", primary_key=True),
+    _uuid("elder_id"),
+    Column("hukou_region", String(12)),
+    Column("residence_region", String(12)),
+    Column("valid_from", Date),
+    Column("kind", String(16)),  # registered | move
+)
+
 beds = Table(
     "beds",
     metadata,

@@ -12,6 +12,8 @@ from services.registry.caregivers.router import router as caregivers
 from services.registry.categories.router import router as categories
 from services.registry.devices.router import router as devices
 from services.registry.elders.fastpath import ElderReadFastPath
+from services.registry.elders.moves import flows as moves_flows
+from services.registry.elders.moves.router import router as moves
 from services.registry.elders.router import router as elders
 from services.registry.orgs.router import router as orgs
 from shared import app as app_factory
@@ -24,7 +26,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         service="registry",
         title="Eldercare registry",
         description=DESCRIPTION or "",
-        routers=[elders, assessments, categories, caregivers, orgs, beds, devices, calendar],
+        routers=[elders, moves, assessments, categories, caregivers, orgs, beds, devices, calendar],
         settings=settings,
         fast_paths=[ElderReadFastPath],
+        on_startup=[moves_flows.start],
+        on_shutdown=[moves_flows.stop],
     )

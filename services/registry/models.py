@@ -6,6 +6,7 @@ from services.registry.caregivers.models import FamilyCaregiver
 from services.registry.categories.models import Category
 from services.registry.devices.models import Device
 from services.registry.elders.models import Elder
+from services.registry.elders.moves.models import ResidenceRecord
 from services.registry.orgs.models import Org, Staff, Station
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "FamilyCaregiver",
     "Modification",
     "Org",
+    "ResidenceRecord",
     "Staff",
     "Station",
 ]

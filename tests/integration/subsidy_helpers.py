@@ -126,6 +126,18 @@ async def insert_elder_facts(
         e.deceased_on,
         mask_id_number(number),
     )
+    for i, mv in enumerate(e.moves):  # the residence history, as the registry keeps it
+        await conn.execute(
+            "INSERT INTO registry.residence_history (id, elder_id, hukou_region,"
+            " residence_region, valid_from, kind, recorded_by) VALUES ($1, $2, $3, $4, $5, $6,"
+            " 'test')",
+            new_id(),
+            e.elder_id,
+            mv.hukou_region,
+            mv.residence_region,
+            mv.valid_from,
+            "registered" if i == 0 else "move",
+        )
     for a in e.assessments:
         await conn.execute(
             "INSERT INTO registry.assessments (id, elder_id, source, base_level, level, "
@@ -295,6 +307,14 @@ def case_facts(
             ),
             "visits": tuple(
                 type(v)(new_id(), v.org_id, v.service_day, v.item_codes) for v in f.visits
+            ),
+            "moves": tuple(
+                type(m)(
+                    m.valid_from,
+                    remap.get(m.hukou_region, m.hukou_region),
+                    remap.get(m.residence_region, m.residence_region),
+                )
+                for m in f.moves
             ),
         }
     )

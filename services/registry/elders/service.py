@@ -16,9 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.registry.beds.models import Bed
 from services.registry.categories.models import Category
 from services.registry.elders.models import Elder
+from services.registry.elders.moves import service as moves
+from services.registry.elders.moves.schemas import MoveCreate
 from services.registry.elders.schemas import ElderCreate, ElderRead, ElderUpdate
 from services.registry.orgs import service as orgs
-from shared import audit, fastread, scoping
+from shared import audit, clock, fastread, scoping
 from shared.auth import ORG_ROLES, Principal, Role
 from shared.errors import (
     Conflict,
@@ -170,6 +172,8 @@ async def create(
     )
     session.add(elder)
     await session.flush()
+    session.add(moves.registered(elder, recorded_by=principal.sub))
+    await session.flush()
     return elder
 
 
@@ -182,25 +186,18 @@ async def update(
     elder_in: ElderUpdate,
 ) -> Elder:
     changes = elder_in.model_dump(exclude_unset=True)
-    moved_to = changes.get("residence_region")
+    moved_to = changes.pop("residence_region", None)
     if moved_to and moved_to != elder.residence_region:
-        # A move changes who is responsible and which local policy applies: only a civil
-        # affairs office covering the destination records it, and it is audited.
-        if principal.role in ORG_ROLES or not principal.in_region(moved_to):
-            raise Forbidden(
-                T(
-                    f"只有管辖 {moved_to} 的民政部门可以把老人迁往该地",
-                    f"only an office covering {moved_to} may move an elder there",
-                )
-            )
-        await audit.record(
-            session,
-            service="registry",
+        # A move changes who is responsible and which local policy applies: it is a dated
+        # row of the residence history (from today), with that history's rule of who may
+        # record it, and audited there.
+        await moves.record(
+            session=session,
             principal=principal,
-            action="move",
-            resource_type="elder",
-            resource_id=elder.id,
-            fields=[f"residence_region:{elder.residence_region}->{moved_to}"],
+            elder=elder,
+            move_in=MoveCreate(residence_region=moved_to, moved_on=clock.today()),
+            today=clock.today(),
+            same_day="replace",
         )
     if "phone" in changes:
         phone = changes.pop("phone")

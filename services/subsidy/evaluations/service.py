@@ -55,12 +55,24 @@ async def evaluate(
             )
         chosen, others = versions[0], []
     else:
-        versions = await policies.in_force(session, month=month, region=elder.hukou_region)
+        # Every hukou the elder held that month (a move mid-month: two), each policy at its
+        # most specific match; the month's days at the other place simply do not qualify.
+        first, last, _ = engine.month_bounds(month)
+        hukous = elder.hukou_regions(first, last)
+        found: dict[str, tuple[int, policies.Version]] = {}
+        for hukou in hukous:
+            for v in await policies.in_force(session, month=month, region=hukou):
+                spec = max(len(p) for p in v.row.regions if hukou.startswith(p))
+                if v.row.code not in found or spec > found[v.row.code][0]:
+                    found[v.row.code] = (spec, v)
+        ranked = sorted(found.values(), key=lambda t: (-t[0], t[1].row.code))
+        versions = [v for _, v in ranked]
+        where = "、".join(hukous)
         if not versions:
             raise Unprocessable(
                 T(
-                    f"{month_text(month)} 没有覆盖户籍地 {elder.hukou_region} 的生效策略",
-                    f"no active policy covers hukou region {elder.hukou_region} in "
+                    f"{month_text(month)} 没有覆盖户籍地 {where} 的生效策略",
+                    f"no active policy covers hukou region {', '.join(hukous)} in "
                     f"{month_text(month)}",
                 ),
                 slug="no-policy",
@@ -73,13 +85,8 @@ async def evaluate(
             )
         # Equally specific policies (a district runs several): the one that pays the elder
         # most is the answer; the others are named in also_applicable.
-        spec = max(len(p) for p in versions[0].row.regions if elder.hukou_region.startswith(p))
-        tied = [
-            v
-            for v in versions
-            if max((len(p) for p in v.row.regions if elder.hukou_region.startswith(p)), default=-1)
-            == spec
-        ]
+        spec = ranked[0][0]
+        tied = [v for s, v in ranked if s == spec]
         scored = [
             (engine.evaluate(v.doc, elder, month, barred_orgs=world.barred_orgs), v) for v in tied
         ]

@@ -2,9 +2,10 @@
 data lives.
 
 Registry facts come through ``shared.readmodel`` (elders, assessments, categories, beds and
-their lifecycle events, modifications); verified visits through ``shared.visits_readmodel``
-(dispatch's view, read-only); subsidy's own records (earlier subsidies, approved
-applications, fraud flags, what earlier months granted) from its own schema. One query per
+their lifecycle events, modifications, the residence history of elders who moved); verified
+visits through ``shared.visits_readmodel`` (dispatch's view, read-only); subsidy's own
+records (earlier subsidies, approved applications, fraud flags, what earlier months granted)
+from its own schema. One query per
 kind of fact for the whole scope, on the raw asyncpg connection (a district is 100 000
 elders; per-elder queries would be the run's whole cost).
 """
@@ -36,10 +37,12 @@ from services.subsidy.policies.facts import (
     ElderFacts,
     Grant,
     Modification,
+    Move,
     Span,
     Visit,
 )
 from services.subsidy.runs.models import DecisionLine
+from shared import clock
 from shared import readmodel as rm
 from shared.visits_readmodel import verified_visits as vv
 
@@ -163,6 +166,16 @@ def _statements(shape: str) -> dict[str, tuple[str, tuple[str, ...], dict[str, A
             _in_scope(vv.c.elder_id, shape), vv.c.service_day >= start, vv.c.service_day <= end
         ),
     }
+    # The residence history, only of elders with a move after ``since`` (the window's start,
+    # or today if earlier: a move recorded ahead has not reached the current columns yet).
+    # Everyone else was at their current place on every day of the window: no rows, no work.
+    h = rm.residence_history
+    movers = select(h.c.elder_id).where(
+        h.c.kind == "move", h.c.valid_from > bindparam("since"), _in_scope(h.c.elder_id, shape)
+    )
+    stmts["moves"] = select(
+        h.c.elder_id, h.c.valid_from, h.c.hukou_region, h.c.residence_region
+    ).where(h.c.elder_id.in_(movers), h.c.valid_from <= end)
     bt, ap, ff, dl = (
         BenefitRow.__table__,
         ApplicationRow.__table__,
@@ -240,6 +253,7 @@ async def load(
         "start": start,
         "end": end,
         "grants_from": grants_from or date(start.year - 30, 1, 1),
+        "since": min(start, clock.today()),
     }
 
     async def fetch(name: str) -> list[asyncpg.Record]:
@@ -278,6 +292,9 @@ async def load(
     for r in await fetch("fraud"):
         target, key = (disqualified, r[1]) if r[0] == "elder" else (barred, r[2])
         target[key] = min(r[3], target.get(key, r[3]))
+    moves: dict[uuid.UUID, list[Move]] = defaultdict(list)
+    for r in await fetch("moves"):
+        moves[r[0]].append(Move(r[1], r[2], r[3]))
     grants: dict[uuid.UUID, list[Grant]] = defaultdict(list)
     for r in await fetch("grants"):
         grants[r[0]].append(Grant(r[1], r[2], r[3], int(r[4])))
@@ -300,10 +317,15 @@ async def load(
             visits=tuple(visits.get(r[0], ())),
             grants=tuple(grants.get(r[0], ())),
             disqualified_on=disqualified.get(r[0]),
+            moves=tuple(sorted(moves[r[0]], key=_valid_from)) if r[0] in moves else (),
         )
         for r in elder_rows
     ]
     return World(elders, barred, visits_available)
+
+
+def _valid_from(m: Move) -> date:
+    return m.valid_from
 
 
 def bed_spans(bed: Any, events: Iterable[tuple[date, Any, str]] | None) -> tuple[Span, ...]:

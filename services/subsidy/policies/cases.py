@@ -32,6 +32,7 @@ from services.subsidy.policies.facts import (
     ElderFacts,
     Grant,
     Modification,
+    Move,
     Span,
     Visit,
 )
@@ -107,11 +108,13 @@ def facts_from_case(case: Mapping[str, Any], policy_code: str, orgs: Orgs) -> El
         spans = _bed_spans(b)
         beds.append(Bed(uuid.uuid5(elder_id, f"bed{i}"), orgs(b.get("org")), spans, policy_code))
     first_bed = beds[0].bed_id if beds else uuid.uuid5(elder_id, "bed0")
+    moves = _moves(e)
     return ElderFacts(
         elder_id=elder_id,
         birth_date=e["birth_date"],
-        hukou_region=str(e.get("hukou_region", "350212")),
-        residence_region=str(e.get("residence_region", e.get("hukou_region", "350212"))),
+        # what the registry shows today: after the last move
+        hukou_region=moves[-1].hukou_region if moves else _hukou(e),
+        residence_region=moves[-1].residence_region if moves else _residence(e),
         living_arrangement=e.get("living_arrangement", "with_family"),
         lives_at_home=e.get("lives_at_home", True),
         deceased_on=e.get("deceased_on"),
@@ -161,7 +164,35 @@ def facts_from_case(case: Mapping[str, Any], policy_code: str, orgs: Orgs) -> El
             for g in e.get("grants") or []
         ),
         disqualified_on=e.get("disqualified_on"),
+        moves=moves,
     )
+
+
+def _hukou(e: Mapping[str, Any]) -> str:
+    return str(e.get("hukou_region", "350212"))
+
+
+def _residence(e: Mapping[str, Any]) -> str:
+    return str(e.get("residence_region", _hukou(e)))
+
+
+def _moves(e: Mapping[str, Any]) -> tuple[Move, ...]:
+    """``moves: [{moved_on, residence_region, hukou_region?}, …]``: the elder's
+    ``hukou_region``/``residence_region`` are where they lived before the first move (from
+    birth); each move holds from its day, its hukou unchanged unless given."""
+    items = sorted(e.get("moves") or [], key=lambda m: m["moved_on"])
+    if not items:
+        return ()
+    out = [Move(e["birth_date"], _hukou(e), _residence(e))]
+    for m in items:
+        out.append(
+            Move(
+                m["moved_on"],
+                str(m.get("hukou_region", out[-1].hukou_region)),
+                str(m["residence_region"]),
+            )
+        )
+    return tuple(out)
 
 
 def _bed_spans(b: Mapping[str, Any]) -> tuple[Span, ...]:

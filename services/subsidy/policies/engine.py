@@ -40,6 +40,7 @@ from services.subsidy.policies.facts import ONE_DAY, Day, ElderFacts, birthday_i
 from services.subsidy.policies.predicates import Reason
 from shared.i18n import T
 from shared.money import fen_to_yuan
+from shared.regions import region_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,7 +269,7 @@ def evaluate(
         _settle_one_time(w, explain)
     for combo in doc.combinations:
         if combo.kind == "highest":
-            _apply_highest(combo, works, doc, n, explain)
+            _apply_highest(combo, works, doc, n, explain, facts)
     for combo in doc.combinations:
         if combo.kind == "exclude" and combo.with_rule:
             winner = works.get(combo.with_rule)
@@ -403,7 +404,7 @@ def _rule(
     w.rep = eligible[-1].facts
     w.days = sum(s.days for s in eligible)
     if rule.kind == "monthly":
-        _monthly(rule, w, eligible, n, explain)
+        _monthly(rule, w, eligible, n, explain, facts)
     elif rule.kind == "annual":
         _annual(doc, rule, facts, w, eligible, first, groups, explain)
     else:
@@ -424,7 +425,9 @@ def _blank(rule: Rule, w: _Work, explain: bool) -> None:
     )
 
 
-def _monthly(rule: Rule, w: _Work, eligible: list[_Seg], n: int, explain: bool) -> None:
+def _monthly(
+    rule: Rule, w: _Work, eligible: list[_Seg], n: int, explain: bool, facts: ElderFacts
+) -> None:
     a = rule.amount
     if a.proration == "none":
         s = eligible[0]
@@ -475,13 +478,59 @@ def _monthly(rule: Rule, w: _Work, eligible: list[_Seg], n: int, explain: bool) 
             )
         else:
             spans = "，".join(f"{s.start}–{s.start + timedelta(days=s.days - 1)}" for s in eligible)
+            moved = _move_note(facts, [(s.start, s.days) for s in eligible], n)
             w.detail = T(
                 f"{rate} 元/月 × {w.days}/{n} 天（{spans}）= {yuan(w.amount)} 元（按日折算，"
-                "四舍五入到分）",
+                f"四舍五入到分）{moved.zh}",
                 f"{rate} yuan a month × {w.days}/{n} days ({spans}) = {yuan(w.amount)} yuan "
-                "(prorated by day, rounded half-up to the fen)",
+                f"(prorated by day, rounded half-up to the fen){moved.en}",
             )
     return None
+
+
+def _place(code: str) -> str:
+    name = region_name(code)
+    return f"{code}（{name}）" if name else code
+
+
+def _move_note(facts: ElderFacts, paid: list[tuple[date, int]], n: int) -> T:
+    """ "; the elder moved on …" for each recorded move on a day where a prorated line's paid
+    days begin or end — the reason a person reading the notice needs for the cut."""
+    if not facts.moves or not paid:
+        return T("", "")
+    first = min(start for start, _ in paid).replace(day=1)
+    edges: set[date] = set()
+    runs: list[list[date]] = []
+    for start, days in sorted(paid):
+        end = start + timedelta(days=days)  # the day after
+        if runs and runs[-1][1] == start:
+            runs[-1][1] = end
+        else:
+            runs.append([start, end])
+    for start, end in runs:
+        if start > first:
+            edges.add(start)
+        if (end - first).days < n:
+            edges.add(end)
+    zh: list[str] = []
+    en: list[str] = []
+    for before, m in zip(facts.moves, facts.moves[1:], strict=False):
+        if m.valid_from not in edges:
+            continue
+        parts_zh, parts_en = [], []
+        if m.hukou_region != before.hukou_region:
+            parts_zh.append(f"户籍 {_place(before.hukou_region)} → {_place(m.hukou_region)}")
+            parts_en.append(f"hukou {before.hukou_region} → {m.hukou_region}")
+        if m.residence_region != before.residence_region:
+            parts_zh.append(
+                f"居住地 {_place(before.residence_region)} → {_place(m.residence_region)}"
+            )
+            parts_en.append(f"residence {before.residence_region} → {m.residence_region}")
+        zh.append(f"老人于 {m.valid_from} 迁居（{'，'.join(parts_zh)}）")
+        en.append(f"the elder moved on {m.valid_from} ({', '.join(parts_en)})")
+    if not zh:
+        return T("", "")
+    return T("；" + "；".join(zh), "; " + "; ".join(en))
 
 
 def _annual(
@@ -732,7 +781,12 @@ def _settle_one_time(w: _Work, explain: bool) -> None:
 
 
 def _apply_highest(
-    combo: Combination, works: dict[str, _Work], doc: PolicyDoc, n: int, explain: bool
+    combo: Combination,
+    works: dict[str, _Work],
+    doc: PolicyDoc,
+    n: int,
+    explain: bool,
+    facts: ElderFacts,
 ) -> None:
     candidates = [works[r] for r in combo.rules if works[r].refusal is None and works[r].amount > 0]
     if not candidates:
@@ -741,7 +795,7 @@ def _apply_highest(
         w.rule.kind == "monthly" and w.rule.amount.proration == "by_day" for w in candidates
     )
     if by_day and len(candidates) > 1:
-        _highest_by_day(combo, candidates, n, explain)
+        _highest_by_day(combo, candidates, n, explain, facts)
         return
     winner = max(candidates, key=lambda w: (w.amount, -w.rule.order))
     winner.combination = str(combo.name) if explain else combo.name.zh
@@ -767,7 +821,9 @@ def _supersede(w: _Work, winner: _Work, combo: Combination, explain: bool) -> No
     )
 
 
-def _highest_by_day(combo: Combination, members: list[_Work], n: int, explain: bool) -> None:
+def _highest_by_day(
+    combo: Combination, members: list[_Work], n: int, explain: bool, facts: ElderFacts
+) -> None:
     """Each day at the highest standard the elder meets that day, as one line."""
     best: dict[date, tuple[int, int, _Work, _Seg, uuid.UUID | None]] = {}
     for w in members:
@@ -815,11 +871,13 @@ def _highest_by_day(combo: Combination, members: list[_Work], n: int, explain: b
             end = seg.start + timedelta(days=seg.days - 1)
             pieces_zh.append(f"{start}–{end} 按{w.rule.name.zh} {yuan(value)} 元/月")
             pieces_en.append(f"{start}–{end} at {w.rule.name.en} {yuan(value)} yuan a month")
+        moved = _move_note(facts, [(st, best[st][3].days) for st in best], n)
         lead.detail = T(
             "；".join(pieces_zh)
-            + f"，合计 {lead.days}/{n} 天 = {yuan(lead.amount)} 元（每日就高，按日折算）",
+            + f"，合计 {lead.days}/{n} 天 = {yuan(lead.amount)} 元（每日就高，按日折算）"
+            + moved.zh,
             "; ".join(pieces_en) + f": {lead.days}/{n} days = {yuan(lead.amount)} yuan "
-            "(the highest standard each day, prorated by day)",
+            "(the highest standard each day, prorated by day)" + moved.en,
         )
     for w in members:
         if w is lead or w.rule.id in share:

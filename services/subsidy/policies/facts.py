@@ -101,6 +101,16 @@ class Grant:
     amount_fen: int
 
 
+@dataclass(frozen=True, slots=True)
+class Move:
+    """From ``valid_from`` on (until the next one), the elder's hukou and residence: a row of
+    the registry's residence history (the first, as registered, holds from birth)."""
+
+    valid_from: date
+    hukou_region: str
+    residence_region: str
+
+
 @dataclass  # not frozen: a run builds 100 000 of them, and frozen __init__ costs 3×
 class ElderFacts:
     elder_id: uuid.UUID
@@ -120,6 +130,30 @@ class ElderFacts:
     grants: tuple[Grant, ...] = ()
     disqualified_on: date | None = None  # fraud: lifetime disqualification from this day
     name: str | None = None
+    # The residence history, oldest first — only for an elder whose place changes on some day
+    # the facts cover (or later); empty: ``hukou_region``/``residence_region`` (today's) hold
+    # on every day, as for almost everyone.
+    moves: tuple[Move, ...] = ()
+
+    def place_on(self, day: date) -> tuple[str, str]:
+        """(hukou, residence) in force on ``day``."""
+        moves = self.moves
+        if not moves:
+            return self.hukou_region, self.residence_region
+        held = moves[0]
+        for m in moves:
+            if m.valid_from <= day:
+                held = m
+        return held.hukou_region, held.residence_region
+
+    def hukou_regions(self, first: date, last: date) -> tuple[str, ...]:
+        """Every hukou region in force on some day of ``first`` … ``last``, in day order
+        (which policies cover the elder that month: a move mid-month can make it two)."""
+        out = [self.place_on(first)[0]]
+        for m in self.moves:
+            if first < m.valid_from <= last:
+                out.append(m.hukou_region)
+        return tuple(dict.fromkeys(out))
 
     def snapshot(self) -> dict[str, Any]:
         """A JSON-ready copy (frozen with a run's decision records)."""
@@ -150,6 +184,8 @@ class ElderFacts:
             add(ap.approved_on)
             if ap.ends_on:
                 add(ap.ends_on + ONE_DAY)
+        for m in self.moves:
+            add(m.valid_from)
         return points
 
 
@@ -218,11 +254,12 @@ def day_facts(facts: ElderFacts, day: date) -> Day:
         if a.approved_on <= day and (a.ends_on is None or day <= a.ends_on)
     )
     disabled = cats.get("disabled")
+    hukou, residence = facts.place_on(day)
     return Day(
         day=day,
         age=age_on(facts.birth_date, day),
-        hukou=facts.hukou_region,
-        residence=facts.residence_region,
+        hukou=hukou,
+        residence=residence,
         arrangement=facts.living_arrangement,
         at_home=facts.lives_at_home,
         categories=cats,
@@ -333,4 +370,8 @@ def facts_from_json(raw: Mapping[str, Any]) -> ElderFacts:
         ),
         disqualified_on=_d(raw.get("disqualified_on")),
         name=raw.get("name"),
+        moves=tuple(
+            Move(date.fromisoformat(m["valid_from"]), m["hukou_region"], m["residence_region"])
+            for m in raw.get("moves") or ()
+        ),
     )

@@ -1,0 +1,93 @@
+"""A move mid-month through the real path: the registry records it (POST /v1/elders/{id}/moves),
+subsidy reads the residence history from PostgreSQL, POST /v1/evaluations prorates by day."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from services.subsidy.policies.facts import Assessment
+from shared.db import new_id
+from tests.integration.subsidy.test_subsidy_runs import safety_net_elder
+from tests.integration.subsidy_helpers import ensure_org, insert_elder_facts
+
+TONGAN, SIMING = "350212", "350203"
+MONTH = "2025-04"  # 30 days; the elder is a 兜底 object with a moderate disability and a bed
+MOVED_ON = "2025-04-11"
+
+
+async def _elder(db, hukou: str) -> str:
+    org = new_id()
+    await ensure_org(db, org)
+    facts = safety_net_elder(
+        org,
+        hukou_region=hukou,
+        residence_region=hukou,
+        assessments=(Assessment(2, date(2024, 6, 1), date(2026, 6, 1)),),
+    )
+    await insert_elder_facts(db, facts, name="迁居老人")
+    return str(facts.elder_id)
+
+
+async def _move(registry, elder_id: str, to: str) -> None:
+    r = await registry.post(
+        f"/v1/elders/{elder_id}/moves",
+        {"residence_region": to, "hukou_region": to, "moved_on": MOVED_ON, "reason": "户口迁移"},
+    )
+    assert r.status_code == 201, r.text
+
+
+async def test_an_elder_who_moves_away_mid_month_is_paid_for_the_days_before(subsidy, registry, db):
+    elder_id = await _elder(db, TONGAN)
+    await _move(registry, elder_id, SIMING)
+    # no policy code: the policy is found by the hukou held in April (同安区 until the 10th)
+    r = await subsidy.post("/v1/evaluations", {"elder_id": elder_id, "month": MONTH})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["policy_code"] == "xm-tongan-family-bed"
+    lines = {line["rule"]: line for line in body["lines"]}
+    # 250 × 10/30 = 83.333… → 83.33; 1000 × 10/30 = 333.333… → 333.33
+    assert {k: v["amount_fen"] for k, v in lines.items()} == {
+        "operating": 8333,
+        "nursing_semi": 33333,
+    }
+    assert body["total_fen"] == 41666
+    assert lines["operating"]["days"] == 10
+    assert "老人于 2025-04-11 迁居" in lines["operating"]["explanation"]
+    assert "350212（同安区） → 350203（思明区）" in lines["operating"]["explanation"]
+    en = await subsidy.post(
+        "/v1/evaluations",
+        {"elder_id": elder_id, "month": MONTH},
+        headers={"Accept-Language": "en"},
+    )
+    assert "the elder moved on 2025-04-11" in en.json()["lines"][0]["explanation"]
+    # the month after: nothing (hukou and residence in 思明区 all month)
+    may = await subsidy.post(
+        "/v1/evaluations",
+        {"elder_id": elder_id, "month": "2025-05", "policy_code": "xm-tongan-family-bed"},
+    )
+    assert may.status_code == 200 and may.json()["total_fen"] == 0
+    assert {x["rule"]: x["code"] for x in may.json()["refused"]}["operating"] == "not_eligible"
+    # and the month before was a whole one
+    march = await subsidy.post("/v1/evaluations", {"elder_id": elder_id, "month": "2025-03"})
+    assert march.status_code == 200 and march.json()["total_fen"] == 125000
+
+
+async def test_an_elder_who_moves_in_mid_month_gets_the_rest_of_it(subsidy, registry, db):
+    elder_id = await _elder(db, SIMING)
+    await _move(registry, elder_id, TONGAN)
+    r = await subsidy.post("/v1/evaluations", {"elder_id": elder_id, "month": MONTH})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["policy_code"] == "xm-tongan-family-bed"
+    lines = {line["rule"]: line for line in body["lines"]}
+    # 250 × 20/30 = 166.666… → 166.67; 1000 × 20/30 = 666.666… → 666.67
+    assert {k: v["amount_fen"] for k, v in lines.items()} == {
+        "operating": 16667,
+        "nursing_semi": 66667,
+    }
+    assert body["total_fen"] == 83334
+    assert lines["nursing_semi"]["days"] == 20
+    assert "老人于 2025-04-11 迁居" in lines["nursing_semi"]["explanation"]
+    # before the move no policy covered the elder's hukou (思明区)
+    march = await subsidy.post("/v1/evaluations", {"elder_id": elder_id, "month": "2025-03"})
+    assert march.status_code == 422 and march.json()["type"].endswith("no-policy")
