@@ -1,7 +1,7 @@
 """registry: dated history of each elder's hukou and residence (moves)
 
 Revision ID: 0040
-Revises: 0011
+Revises: 0060
 Create Date: 2027-01-10 10:00:00+00:00
 
 An elder who moves away mid-month is paid by day for the days at each place, so the
@@ -18,7 +18,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0040"
-down_revision: str | None = "0011"
+down_revision: str | None = "0060"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
