@@ -128,12 +128,12 @@ async def execute(
         )
     }
     period = period_for(first, closed)
-    ids = await facts_service.elder_ids(conn, facts_service.Scope(region=region))
+    ids = await facts_service.elder_ids(conn, facts_service.Scope(region=region), start=first)
     total = len(ids)
     summary.elders = total
     if progress:
         progress(0, total)
-    cover_cache: dict[str, list[PolicyDoc]] = {}
+    cover_cache: dict[tuple[str, ...], list[PolicyDoc]] = {}
     memo: dict = {}
     verdict_json: dict[tuple[int, int], tuple] = {}
     for offset in range(0, total, CHUNK_ELDERS):
@@ -158,10 +158,13 @@ async def execute(
             if key[0] != "lines" and current.get(("lines", *key)):
                 stale_codes[key[0]].append(key[1])
         for i, elder in enumerate(world.elders, start=offset):
-            region_docs = cover_cache.get(elder.hukou_region)
+            # Every hukou of the month: an elder who moved mid-month is evaluated under the
+            # policies of both places, each paying its own days.
+            hukous = elder.hukou_regions(first, last) if elder.moves else (elder.hukou_region,)
+            region_docs = cover_cache.get(hukous)
             if region_docs is None:
-                region_docs = cover_cache[elder.hukou_region] = [
-                    d for d in docs if _covers(d, elder.hukou_region)
+                region_docs = cover_cache[hukous] = [
+                    d for d in docs if any(_covers(d, h) for h in hukous)
                 ]
             if region_docs:
                 raw = snapshot_bytes(elder)
