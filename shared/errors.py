@@ -35,7 +35,8 @@ class FieldError(BaseModel):
 
 class ReasonDetail(BaseModel):
     """One failed condition of a domain refusal (e.g. a bed): a stable ``code`` to branch on,
-    the ``message`` a refusal notice carries (zh-CN, or English on ``Accept-Language: en``)."""
+    the ``message`` a refusal notice carries (zh-CN, or English on ``Accept-Language: en``).
+    A refusal may add members of its own (a reward's ``tier``); its operation says which."""
 
     model_config = ConfigDict(extra="allow")
 

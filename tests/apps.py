@@ -11,6 +11,7 @@ SERVICES: dict[str, str] = {
     "registry": "services.registry.app:create_app",
     "telemetry": "services.telemetry.app:create_app",
     "dispatch": "services.dispatch.app:create_app",
+    "subsidy": "services.subsidy.app:create_app",
 }
 
 

@@ -57,6 +57,7 @@ def cmd_policy_test(args: argparse.Namespace) -> int:
 
 def cmd_subsidy_run(args: argparse.Namespace) -> int:
     from services.subsidy.common import parse_month
+    from services.subsidy.runs.worker import note_text
     from shared.errors import Problem
 
     settings = Settings()
@@ -81,7 +82,7 @@ def cmd_subsidy_run(args: argparse.Namespace) -> int:
         f"reversals, payable {summary.total_fen / 100:.2f} yuan"
     )
     for note in summary.notes:
-        print(f"note: {note}")
+        print(f"note: {note_text(note, 'en')}")
     return 0
 
 

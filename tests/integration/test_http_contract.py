@@ -6,6 +6,7 @@ people in zh-CN by default and English on ``Accept-Language: en``."""
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import pytest
@@ -88,6 +89,35 @@ def test_every_response_has_a_schema_and_lists_are_pages(specs):
         )
         ready = spec["paths"]["/readyz"]["get"]["responses"]
         assert {"200", "503"} <= set(ready)
+
+
+# "queued | running | failed": a description listing the values a field takes
+_CHOICES = re.compile(r"^\W*[a-z_]+\W*( \([^)]*\))? \| [a-z_]+")
+
+
+def _has_enum(schema: dict) -> bool:
+    options = [schema, schema.get("items") or {}, *schema.get("anyOf", [])]
+    return any("enum" in o or "const" in o or "$ref" in o for o in options if isinstance(o, dict))
+
+
+def test_values_a_field_takes_are_an_enum_not_prose(specs):
+    """A client generator reads ``enum``; a list of values in a description it cannot."""
+    prose = []
+
+    def walk(node, where: str) -> None:
+        if isinstance(node, dict):
+            about = node.get("description")
+            if isinstance(about, str) and _CHOICES.search(about) and not _has_enum(node):
+                prose.append(where)
+            for key, value in node.items():
+                walk(value, f"{where}.{key}")
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(value, f"{where}[{i}]")
+
+    for service, spec in specs.items():
+        walk(spec["components"]["schemas"], service)
+    assert prose == []
 
 
 async def test_metrics_are_served_as_documented(registry, specs):

@@ -50,3 +50,26 @@ def test_design_paths_and_conventions():
                 assert ref.split("/")[-1].startswith("Page_"), (path, ref)
     evaluation = doc["components"]["schemas"]["EvaluationRead"]["properties"]
     assert {"elder_id", "month", "policy_code", "lines", "total_fen", "refused"} <= set(evaluation)
+
+
+def test_every_posting_kind_written_is_one_the_ledger_documents():
+    """``EntryRead.kind`` is an enum: a kind written but not listed would fail the response."""
+    import ast
+    import typing
+    from pathlib import Path
+
+    import services.subsidy as package
+    from services.subsidy.ledger.models import PostingKind
+
+    written: set[str] = set()
+    for path in Path(package.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Draft":
+                kind = next((k.value for k in node.keywords if k.arg == "kind"), None)
+                assert isinstance(kind, ast.Constant), f"{path}: Draft(kind=...) not a literal"
+                written.add(kind.value)
+    assert written and written <= set(typing.get_args(PostingKind)), written
+    schemas = spec()["components"]["schemas"]
+    assert set(schemas["EntryRead"]["properties"]["kind"]["enum"]) == set(
+        typing.get_args(PostingKind)
+    )

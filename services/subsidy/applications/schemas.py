@@ -4,9 +4,10 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from services.subsidy.common import Code, Text
+from services.subsidy.common import Code, Day, Text
+from shared.i18n import T
 
 
 class ApplicationCreate(BaseModel):
@@ -20,7 +21,7 @@ class ApplicationCreate(BaseModel):
     documents: list[Annotated[Text, Field(max_length=256)]] = Field(
         default=[], max_length=50, description="documents handed in"
     )
-    submitted_on: date | None = Field(None, description="default today")
+    submitted_on: Day | None = Field(None, description="default today")
 
 
 class ApplicationDecision(BaseModel):
@@ -28,15 +29,21 @@ class ApplicationDecision(BaseModel):
 
     decision: Literal["approve", "refuse"]
     reasons: list[Annotated[Text, Field(max_length=512)]] = Field(
-        default=[], max_length=20, description="required when refusing"
+        default=[], max_length=20, description="required when refusing", validate_default=True
     )
     note: Text | None = Field(None, max_length=512)
 
-    @model_validator(mode="after")
-    def _reasons(self) -> ApplicationDecision:
-        if self.decision == "refuse" and not [r for r in self.reasons if r.strip()]:
-            raise ValueError("a refusal must state its reasons in writing (书面说明理由)")
-        return self
+    @field_validator("reasons")
+    @classmethod
+    def _reasons(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        if info.data.get("decision") == "refuse" and not [r for r in value if r.strip()]:
+            raise ValueError(
+                T(
+                    "不予批准须书面说明理由",
+                    "a refusal must state its reasons in writing (书面说明理由)",
+                )
+            )
+        return value
 
 
 class ApplicationRead(BaseModel):
@@ -48,8 +55,10 @@ class ApplicationRead(BaseModel):
     basis: str | None
     documents: list[str]
     missing_documents: list[str] = []
-    status: str = Field(description="submitted | approved | refused")
-    stage: str = Field(description="community (初审) | street (复审) | district (核准) | done")
+    status: Literal["submitted", "approved", "refused"]
+    stage: Literal["community", "street", "district", "done"] = Field(
+        description="community 初审, street 复审, district 核准, done"
+    )
     submitted_on: date
     due_on: date = Field(description="deadline of the current stage (working days)")
     overdue: bool = False

@@ -5,7 +5,7 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.subsidy.common import Text
+from services.subsidy.common import Day, Text
 from shared.money import Fen
 
 
@@ -19,7 +19,7 @@ class BenefitCreate(BaseModel):
         description="what it was (a rule's `counts_prior` names these codes)",
     )
     amount_fen: Fen
-    received_on: date
+    received_on: Day
     reference: Text | None = Field(None, max_length=256)
 
 

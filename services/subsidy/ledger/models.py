@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from typing import Literal, get_args
 
 from sqlalchemy import (
     BigInteger,
@@ -23,7 +24,21 @@ from shared.db import Base, created_at_column, pk_column
 # organisation is owed) → disbursed (paid out at settlement); direct subsidies go fund →
 # org_payable. self_pay is the elder's co-payment. receivable/recoveries record amounts to be
 # repaid after fraud. Each entry is signed; every posting's entries sum to zero.
-ACCOUNTS = ("fund", "allowance", "org_payable", "disbursed", "self_pay", "receivable", "recoveries")
+Account = Literal[
+    "fund", "allowance", "org_payable", "disbursed", "self_pay", "receivable", "recoveries"
+]
+ACCOUNTS: tuple[str, ...] = get_args(Account)
+# What a posting is (``Draft.kind``): every kind a service writes is listed here.
+PostingKind = Literal[
+    "entitlement",
+    "reversal",
+    "reward",
+    "fraud_receivable",
+    "repayment",
+    "redemption",
+    "lapse",
+    "settlement",
+]
 
 
 class LedgerPeriod(Base):

@@ -3,14 +3,13 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
+
+from services.subsidy.ledger.models import Account, PostingKind
 
 
 class BalanceRead(BaseModel):
-    account: str = Field(
-        description="fund | allowance | org_payable | disbursed | self_pay | receivable | "
-        "recoveries"
-    )
+    account: Account
     fund: str
     elder_id: uuid.UUID | None = None
     org_id: uuid.UUID | None = None
@@ -23,12 +22,12 @@ class EntryRead(BaseModel):
     id: int
     posting_id: uuid.UUID
     period: date
-    account: str
+    account: Account
     fund: str
     elder_id: uuid.UUID | None
     org_id: uuid.UUID | None
     amount_fen: int
-    kind: str
+    kind: PostingKind
     entitlement_month: date | None
     rule: str | None
     reverses: uuid.UUID | None

@@ -19,7 +19,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.subsidy.common import month_text
-from services.subsidy.ledger.models import Entry, LedgerPeriod, Posting
+from services.subsidy.ledger.models import Entry, LedgerPeriod, Posting, PostingKind
 from shared import clock
 from shared.auth import Principal
 from shared.db import new_id
@@ -38,7 +38,7 @@ class Leg:
 
 @dataclass
 class Draft:
-    kind: str
+    kind: PostingKind
     period: date
     legs: list[Leg]
     created_by: str

@@ -13,7 +13,7 @@ from services.subsidy.policies.schemas import (
 )
 from shared.auth import Principal, Role, ScopedReader, require_roles
 from shared.errors import FieldError, problem_doc
-from shared.i18n import text
+from shared.i18n import T, text
 from shared.pagination import Cursor, Limit, Page, paginate
 from shared.uow import SessionDep
 
@@ -27,6 +27,7 @@ async def _read(session, row: PolicyVersion, cls=PolicyRead):
     return cls.model_validate(
         {
             **{k: getattr(row, k) for k in PolicyRead.model_fields if hasattr(row, k)},
+            "title": text(T(doc.title, doc.title_en)),
             "rules": [
                 RuleSummary(
                     id=r.id,

@@ -2,19 +2,21 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from services.subsidy.evaluations.schemas import Kind
 from shared.errors import FieldError
+from shared.i18n import T
 
 
 class RuleSummary(BaseModel):
     id: str
     name: str
-    kind: str
+    kind: Kind
     need: str
-    pay_to: str
+    pay_to: Literal["org", "voucher"]
     fund: str
     reference: str
 
@@ -26,12 +28,14 @@ class PolicyRead(BaseModel):
     code: str
     version: int
     title: str
-    status: str = Field(description="`active` (selected for evaluations and runs) or `draft`")
+    status: Literal["active", "draft"] = Field(
+        description="`active` (selected for evaluations and runs) or `draft`"
+    )
     regions: list[str]
     valid_from: date
     valid_to: date | None
     hash: str = Field(description="sha256 of the document; decision records name it")
-    source: str = Field(description="`bundled` (shared/policies) or `api`")
+    source: Literal["bundled", "api"] = Field(description="`bundled` (shared/policies) or `api`")
     created_at: datetime
     rules: list[RuleSummary] = []
     blanks: list[FieldError] = Field(
@@ -56,7 +60,9 @@ class PolicyCreate(BaseModel):
     def _no_nul(self) -> PolicyCreate:
         def walk(value: Any, path: str) -> None:
             if isinstance(value, str) and "\x00" in value:
-                raise ValueError(f"{path}: NUL characters are not allowed")
+                raise ValueError(
+                    T(f"{path}：不允许 NUL 字符", f"{path}: NUL characters are not allowed")
+                )
             if isinstance(value, dict):
                 for k, v in value.items():
                     walk(k, path)

@@ -1,10 +1,19 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.subsidy.common import Code
+
+MissingStep = Literal[
+    "no_bed",
+    "no_application",
+    "no_assessment",
+    "reassessment_overdue",
+    "category_expiring",
+    "reassessment_due",
+]
 
 
 class MissedRow(BaseModel):
@@ -12,10 +21,7 @@ class MissedRow(BaseModel):
     name: str | None
     policy_code: str
     rule: str
-    missing: list[str] = Field(
-        description="no_bed | no_application | no_assessment | reassessment_overdue | "
-        "category_expiring | reassessment_due"
-    )
+    missing: list[MissingStep]
     reason: str
     due_on: str | None
 

@@ -30,7 +30,12 @@ async def evaluate_reward(
     summary="Grant the one-time reward (refused while its amount is blank, or once granted)",
     responses={
         409: problem_doc("already granted"),
-        422: problem_doc("not reached, or amount blank"),
+        422: problem_doc(
+            "`reward-not-reached`: `reasons` lists every unmet condition as `{code, tier, "
+            "message}` (codes: `too_few_operating_beds`, `satisfaction_too_low`), "
+            "`policy_code` the policy applied; `policy-incomplete`: the tier's amount is still "
+            "blank (`errors` names `policy_code`)"
+        ),
     },
 )
 async def grant_reward(

@@ -2,10 +2,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.subsidy.common import Code
+from services.subsidy.common import Code, Day
 
 
 class RewardQuery(BaseModel):
@@ -13,10 +14,23 @@ class RewardQuery(BaseModel):
 
     org_id: uuid.UUID
     policy_code: Code = "xm-tongan-org-reward"
-    as_of: date
+    as_of: Day
     satisfaction_pct: int = Field(
         ge=0, le=100, description="服务对象满意率 — an input until satisfaction surveys exist"
     )
+
+
+RewardReasonCode = Literal["too_few_operating_beds", "satisfaction_too_low", "amount_not_set"]
+
+
+class RewardReason(BaseModel):
+    """One unmet condition of a reward tier. The same objects are the ``reasons`` of the 422
+    a refused grant answers (``ProblemDetail.reasons``: ``code`` and ``message``, plus
+    ``tier``)."""
+
+    code: RewardReasonCode = Field(description="stable: branch on this")
+    tier: str = Field(description="the reward tier (the policy's reward id) it is about")
+    message: str = Field(description="for people: zh-CN, or English on `Accept-Language: en`")
 
 
 class RewardEvaluation(BaseModel):
@@ -32,7 +46,9 @@ class RewardEvaluation(BaseModel):
     satisfaction_pct: int
     tier: str | None
     amount_fen: int | None = Field(description="None while the policy's amount is blank (xx)")
-    reasons: list[str]
+    reasons: list[RewardReason] = Field(
+        description="every condition not met, per tier (a refusal notice states them all)"
+    )
 
 
 class RewardRead(BaseModel):

@@ -14,15 +14,24 @@ from services.subsidy.ledger import service as ledger
 from services.subsidy.ledger.service import Draft, Leg
 from services.subsidy.policies import service as policies
 from services.subsidy.rewards.models import Reward
-from services.subsidy.rewards.schemas import RewardEvaluation, RewardQuery
+from services.subsidy.rewards.schemas import (
+    RewardEvaluation,
+    RewardQuery,
+    RewardReason,
+    RewardReasonCode,
+)
 from shared import clock
 from shared import readmodel as rm
 from shared.auth import Principal
 from shared.errors import Conflict, Unprocessable
 from shared.i18n import T
-from shared.i18n import text as render
 from shared.money import fen_to_yuan
 from shared.visits_readmodel import verified_visits as vv
+
+
+def _reason(code: RewardReasonCode, tier: str, message: T) -> RewardReason:
+    # rendered now, in the request's language (the evaluation is a response of its own)
+    return RewardReason(code=code, tier=tier, message=str(message))
 
 
 async def evaluate(*, session: AsyncSession, query: RewardQuery) -> RewardEvaluation:
@@ -71,28 +80,47 @@ async def evaluate(*, session: AsyncSession, query: RewardQuery) -> RewardEvalua
         )
     operating = len(served)
     reached = None
-    reasons = []
+    reasons: list[RewardReason] = []
     for reward in sorted(doc.rewards, key=lambda r: r.min_beds):
         ok_beds = operating >= reward.min_beds
         ok_sat = query.satisfaction_pct >= reward.min_satisfaction_pct
         if ok_beds and ok_sat:
             reached = reward
-        else:
-            why = []
-            if not ok_beds:
-                why.append(f"实际运营床位 {operating} 张，不足 {reward.min_beds} 张")
-            if not ok_sat:
-                why.append(f"满意率 {query.satisfaction_pct}% 未达 {reward.min_satisfaction_pct}%")
-            reasons.append(f"{render(reward.name)}：{'；'.join(why)}（{reward.reference}）")
+            continue
+        name, ref, need_beds = reward.name, reward.reference, reward.min_beds
+        if not ok_beds:
+            reasons.append(
+                _reason(
+                    "too_few_operating_beds",
+                    reward.id,
+                    T(
+                        f"{name.zh}：实际运营床位 {operating} 张，不足 {need_beds} 张（{ref}）",
+                        f"{name.en}: {operating} operating beds, fewer than {need_beds} ({ref})",
+                    ),
+                )
+            )
+        if not ok_sat:
+            pct, need = query.satisfaction_pct, reward.min_satisfaction_pct
+            reasons.append(
+                _reason(
+                    "satisfaction_too_low",
+                    reward.id,
+                    T(
+                        f"{name.zh}：满意率 {pct}% 未达 {need}%（{ref}）",
+                        f"{name.en}: satisfaction {pct}% is below {need}% ({ref})",
+                    ),
+                )
+            )
     if reached is not None and reached.fen is None:
         reasons.append(
-            render(
+            _reason(
+                "amount_not_set",
+                reached.id,
                 T(
                     f"{reached.name.zh}：奖励金额尚未设定（草案，原文为 xx 万元）",
                     f"{reached.name.en}: the amount is not set yet (draft)",
-                )
+                ),
             )
-            or ""
         )
     return RewardEvaluation(
         org_id=query.org_id,
@@ -112,12 +140,11 @@ async def grant(*, session: AsyncSession, principal: Principal, query: RewardQue
     result = await evaluate(session=session, query=query)
     if result.tier is None:
         raise Unprocessable(
-            T(
-                "未达到奖励条件：" + "；".join(result.reasons),
-                "the reward's conditions are not met",
-            ),
+            T("未达到奖励条件", "the reward's conditions are not met"),
             slug="reward-not-reached",
-            reasons=result.reasons,
+            title=T("未达到奖励条件", "Reward not reached"),
+            policy_code=result.policy_code,
+            reasons=[r.model_dump() for r in result.reasons],
         )
     if result.amount_fen is None:
         raise Unprocessable(

@@ -2,12 +2,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.subsidy.common import Month
 from services.subsidy.evaluations.schemas import EvaluationRead
+
+RunStatus = Literal["queued", "running", "succeeded", "failed"]
 
 
 class RunCreate(BaseModel):
@@ -22,7 +24,7 @@ class RunRead(BaseModel):
     id: uuid.UUID
     month: date
     region: str | None = Field(description="the scope it ran for (None: every region)")
-    status: str = Field(description="queued | running | succeeded | failed")
+    status: RunStatus
     elders_total: int
     elders_done: int
     progress: float = Field(0.0, description="elders_done / elders_total")

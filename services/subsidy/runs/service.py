@@ -14,6 +14,7 @@ from services.subsidy.policies import service as policies
 from services.subsidy.policies.facts import facts_from_json
 from services.subsidy.runs.models import CurrentDecision, Decision, Run
 from services.subsidy.runs.schemas import DecisionRead, RunRead
+from services.subsidy.runs.worker import note_text
 from shared import scoping
 from shared.auth import Principal
 from shared.errors import NotFound
@@ -48,6 +49,7 @@ async def get(*, session: AsyncSession, principal: Principal, run_id: uuid.UUID)
 
 def to_read(run: Run) -> RunRead:
     read = RunRead.model_validate(run)
+    read.notes = [note_text(n) for n in run.notes or []]
     read.progress = (
         round(run.elders_done / run.elders_total, 4)
         if run.elders_total

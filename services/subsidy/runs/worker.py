@@ -30,7 +30,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
 import orjson
-from sqlalchemy import text
+from sqlalchemy import ColumnElement, Select, bindparam, select, text, true
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.subsidy.facts import service as facts_service
@@ -39,8 +39,13 @@ from services.subsidy.policies import engine
 from services.subsidy.policies import service as policies
 from services.subsidy.policies.document import PolicyDoc
 from services.subsidy.policies.facts import ElderFacts
+from services.subsidy.runs.models import CurrentDecision, DecisionLine
+from shared import fastread, scoping
+from shared import readmodel as rm
+from shared.auth import Principal, Role
 from shared.config import Settings
 from shared.db import new_id, plain_url
+from shared.i18n import Lang, T, current_lang
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +54,21 @@ CHUNK = 2000  # progress every CHUNK elders
 CHUNK_ELDERS = 25_000  # facts in memory at a time
 
 Progress = Callable[[int, int], None]
+
+# A run's notes are stored as codes and read in the reader's language (``note_text``).
+NOTE_VISITS_UNAVAILABLE = "visits_unavailable"
+NOTES: dict[str, T] = {
+    NOTE_VISITS_UNAVAILABLE: T(
+        "调度服务的核验上门记录（dispatch.verified_visits）尚不可用：按次补贴为空",
+        "dispatch.verified_visits is not there yet: per-visit lines are empty",
+    )
+}
+
+
+def note_text(note: str, lang: Lang | None = None) -> str:
+    """A stored note for people; a note written before notes were codes reads as it was."""
+    known = NOTES.get(note)
+    return known.render(lang or current_lang.get()) if known else note
 
 
 @dataclass
@@ -141,9 +161,7 @@ async def execute(
         scope = facts_service.Scope(region=region, id_range=(chunk[0], chunk[-1]))
         world = await facts_service.load(conn, scope, start=first, end=last)
         if not world.visits_available and not summary.notes:
-            summary.notes.append(
-                "dispatch.verified_visits is not there yet: per-visit lines are empty"
-            )
+            summary.notes.append(NOTE_VISITS_UNAVAILABLE)
         current = await _current(conn, first, region, scope.id_range)
         decisions: list[tuple] = []
         cur_rows: list[tuple] = []
@@ -286,6 +304,43 @@ async def execute(
     return summary
 
 
+def run_principal(region: str | None) -> Principal:
+    """Whom a run acts for: the admin who asked for it, with the region kept on the run (runs
+    are admin-only; ``None`` is an unscoped admin, i.e. every region)."""
+    return Principal(sub="subsidy-run", role=Role.admin, region=region)
+
+
+def in_run_scope(elder_id: ColumnElement, has_region: bool) -> ColumnElement[bool]:
+    """Rows about the elders a run covers: the platform's one rule (``shared.scoping``), as
+    for the admin who asked. Not ``by_elder``: that also hands admins rows about no elder,
+    and every decision names one."""
+    example = run_principal("0" if has_region else None)  # the shape; values are bound
+    if scoping.sees_everything(example):
+        return true()
+    e = rm.elders
+    return elder_id.in_(select(e.c.id).where(scoping.elder_scope(example, e, rm.beds)))
+
+
+def _current_statement(shape: tuple[str, bool, bool]) -> Select:
+    """What is in force for (elder, policy) in a month: ``("decisions" | "lines", has_region,
+    has_range)``."""
+    which, has_region, has_range = shape
+    t = (CurrentDecision if which == "decisions" else DecisionLine).__table__
+    where = [t.c.month == bindparam("month"), in_run_scope(t.c.elder_id, has_region)]
+    if has_range:
+        # the elder_id index does the work
+        where += [t.c.elder_id >= bindparam("lo"), t.c.elder_id <= bindparam("hi")]
+    if which == "decisions":
+        cols = (t.c.decision_id, t.c.policy_hash, t.c.facts_hash, t.c.total_fen)
+    else:
+        where.append(t.c.reversed_by.is_(None))
+        cols = (t.c.id, t.c.rule, t.c.pay_to, t.c.fund, t.c.org_id, t.c.amount_fen, t.c.posting_id)
+    return select(t.c.elder_id, t.c.policy_code, *cols).where(*where)
+
+
+CURRENT = fastread.Query(_current_statement)
+
+
 async def _current(
     conn: asyncpg.Connection,
     month: date,
@@ -293,30 +348,24 @@ async def _current(
     id_range: tuple[uuid.UUID, uuid.UUID] | None = None,
 ) -> dict:
     """Decisions in force for the month (and their current lines), for the scope."""
-    args: list = [month]
-    scope_sql = ""
-    if id_range:
-        scope_sql += " AND elder_id >= $2 AND elder_id <= $3"
-        args += list(id_range)
-    if region:
-        n = len(args) + 1
-        scope_sql += (
-            f" AND elder_id IN (SELECT id FROM registry.elders WHERE hukou_region LIKE ${n} || '%'"
-            f" OR residence_region LIKE ${n} || '%')"
-        )
-        args.append(region)
+    principal = run_principal(region)
+    values = {
+        **scoping.scope_params(principal),
+        "month": month,
+        "lo": id_range[0] if id_range else None,
+        "hi": id_range[1] if id_range else None,
+    }
+    has_region = not scoping.sees_everything(principal)
+
+    async def fetch(which: str) -> list[asyncpg.Record]:
+        sql, names, constants = CURRENT.sql((which, has_region, id_range is not None))
+        given = {**constants, **values}
+        return await conn.fetch(sql, *(given[n] for n in names))
+
     out: dict = {}
-    for r in await conn.fetch(
-        "SELECT elder_id, policy_code, decision_id, policy_hash, facts_hash, total_fen"
-        " FROM subsidy.current_decisions WHERE month = $1" + scope_sql,
-        *args,
-    ):
+    for r in await fetch("decisions"):
         out[(r[0], r[1])] = (r[2], r[3], r[4], r[5])
-    for r in await conn.fetch(
-        "SELECT elder_id, policy_code, id, rule, pay_to, fund, org_id, amount_fen, posting_id"
-        " FROM subsidy.decision_lines WHERE month = $1 AND reversed_by IS NULL" + scope_sql,
-        *args,
-    ):
+    for r in await fetch("lines"):
         out.setdefault(("lines", r[0], r[1]), []).append(tuple(r[2:]))
     return out
 

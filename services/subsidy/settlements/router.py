@@ -3,9 +3,10 @@ from __future__ import annotations
 import uuid
 from typing import Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from fastapi.responses import Response
 
+from services.subsidy.common import Quarter
 from services.subsidy.settlements import service
 from services.subsidy.settlements.models import Settlement
 from services.subsidy.settlements.schemas import SettlementCreate, SettlementRead, SettlementRun
@@ -43,7 +44,7 @@ async def settle(
 async def list_settlements(
     session: SessionDep,
     principal: Principal = Reader,
-    quarter: str | None = Query(None, pattern=r"^\d{4}Q[1-4]$"),
+    quarter: Quarter | None = None,
     org_id: uuid.UUID | None = None,
     cursor: Cursor = None,
     limit: Limit = 50,
@@ -76,7 +77,15 @@ async def get_settlement(
     "/{settlement_id}/report",
     summary="Reconciliation report: vouchers issued, redemptions with their visits, direct "
     "subsidies, amounts by fund",
-    responses={200: {"content": {"text/csv": {}, XLSX: {}}}},
+    responses={
+        200: {
+            "description": "the report as CSV (default) or as an Excel workbook",
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                XLSX: {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
+    },
     response_class=Response,
 )
 async def settlement_report(

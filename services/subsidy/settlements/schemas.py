@@ -5,11 +5,13 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.subsidy.common import Quarter
+
 
 class SettlementCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    quarter: str = Field(pattern=r"^\d{4}Q[1-4]$", examples=["2025Q1"])
+    quarter: Quarter
     org_id: uuid.UUID | None = Field(None, description="one organisation (default: every one owed)")
 
 

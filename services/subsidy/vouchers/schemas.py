@@ -5,7 +5,7 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.subsidy.common import Code, Month
+from services.subsidy.common import Code, Day, Month
 from shared.money import Fen
 
 
@@ -14,8 +14,8 @@ class VoucherOrgCreate(BaseModel):
 
     org_id: uuid.UUID
     policy_code: Code
-    approved_from: date
-    approved_to: date | None = None
+    approved_from: Day
+    approved_to: Day | None = None
 
 
 class VoucherOrgRead(BaseModel):

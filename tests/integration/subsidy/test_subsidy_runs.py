@@ -38,7 +38,8 @@ async def run_month(subsidy, month: str, **claims) -> dict:
     )
     assert r.status_code == 201, r.text
     run_id = r.json()["id"]
-    assert r.json()["status"] in ("queued", "running", "succeeded")
+    # answered before the request commits: no worker can have claimed it yet
+    assert r.json()["status"] == "queued"
 
     async def done():
         got = (await subsidy.get(f"/v1/runs/{run_id}", role="admin")).json()
@@ -228,6 +229,40 @@ async def test_a_region_officer_sees_only_runs_over_their_region(subsidy):
         "/v1/runs", params={"month": "2023-08"}, role="community", region="350213"
     )
     assert run["id"] not in {r["id"] for r in listed.json()["items"]}
+
+
+async def test_a_region_admins_run_covers_only_its_region(subsidy, db, org):
+    """The run's scope is the shared rule (hukou or residence under the prefix), both for the
+    elders it evaluates and for the decisions in force it compares with."""
+    street = "350212987"  # a street of 同安区 no other test uses
+    by_residence = safety_net_elder(org, residence_region=street)
+    by_hukou = safety_net_elder(org, hukou_region=street, residence_region=REGION)
+    outside = safety_net_elder(org, residence_region="350212986")
+    for e in (by_residence, by_hukou, outside):
+        await insert_elder_facts(db, e)
+    run = await run_month(subsidy, "2024-01", role="admin", region=street)
+    assert run["region"] == street and run["elders_total"] == 2
+    assert await decided_by(db, run) == {by_residence.elder_id, by_hukou.elder_id}
+    for e in (by_residence, by_hukou):
+        assert await lines_of(db, e.elder_id, date(2024, 1, 1)) == {
+            "operating": 25_000,
+            "nursing_semi": 100_000,
+        }
+    assert await lines_of(db, outside.elder_id, date(2024, 1, 1)) == {}
+    # the decisions in force are found by the same rule: a re-run writes nothing
+    again = await run_month(subsidy, "2024-01", role="admin", region=street)
+    assert (again["decisions_written"], again["postings"], again["reversals"]) == (0, 0, 0)
+    assert again["decisions_unchanged"] == run["decisions_written"]
+    neighbour = await run_month(subsidy, "2024-01", role="admin", region="350212986")
+    assert neighbour["elders_total"] == 1
+    assert await decided_by(db, neighbour) == {outside.elder_id}
+
+
+async def decided_by(db: asyncpg.Connection, run: dict) -> set[uuid.UUID]:
+    rows = await db.fetch(
+        "SELECT DISTINCT elder_id FROM subsidy.decisions WHERE run_id = $1", uuid.UUID(run["id"])
+    )
+    return {r[0] for r in rows}
 
 
 async def test_chunked_runs_give_the_same_result(subsidy, db, org, monkeypatch):
