@@ -6,7 +6,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.subsidy.common import Text
+from services.subsidy.common import Day, Quarter, Text
 
 
 class Method(StrEnum):
@@ -23,7 +23,7 @@ class Outcome(StrEnum):
 class SampleCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    quarter: str = Field(pattern=r"^\d{4}Q[1-4]$", examples=["2025Q1"])
+    quarter: Quarter
     region: str | None = Field(
         None,
         pattern=r"^\d{2,12}$",
@@ -78,5 +78,5 @@ class RecordCreate(BaseModel):
     elder_id: uuid.UUID
     method: Method
     outcome: Outcome
-    done_on: date
+    done_on: Day
     note: Text = Field("", max_length=2000, description="the written record (书面回访记录)")

@@ -42,7 +42,7 @@ from services.subsidy.policies.facts import (
     Visit,
 )
 from services.subsidy.runs.models import DecisionLine
-from shared import clock
+from shared import clock, scoping
 from shared import readmodel as rm
 from shared.visits_readmodel import verified_visits as vv
 
@@ -77,13 +77,12 @@ def _region_filter() -> ColumnElement[bool]:
     start) after living there: the days they were still here are the region's to pay."""
     e, h = rm.elders, rm.residence_history
     prefix = bindparam("region")
-    here = or_(e.c.hukou_region.startswith(prefix), e.c.residence_region.startswith(prefix))
     movers = select(h.c.elder_id).where(h.c.kind == "move", h.c.valid_from > bindparam("since"))
     were_here = select(h.c.elder_id).where(
-        h.c.elder_id.in_(movers),
-        or_(h.c.hukou_region.startswith(prefix), h.c.residence_region.startswith(prefix)),
+        h.c.elder_id.in_(movers), scoping.region_clause(h, prefix)
     )
-    return or_(here, e.c.id.in_(were_here))
+    # the platform's one region rule (hukou or residence under the prefix), now and then
+    return or_(scoping.region_clause(e, prefix), e.c.id.in_(were_here))
 
 
 def _range(column: ColumnElement) -> ColumnElement[bool]:

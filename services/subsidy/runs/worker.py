@@ -30,7 +30,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
 import orjson
-from sqlalchemy import ColumnElement, Select, bindparam, select, text, true
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.subsidy.facts import service as facts_service
@@ -39,10 +39,6 @@ from services.subsidy.policies import engine
 from services.subsidy.policies import service as policies
 from services.subsidy.policies.document import PolicyDoc
 from services.subsidy.policies.facts import ElderFacts
-from services.subsidy.runs.models import CurrentDecision, DecisionLine
-from shared import fastread, scoping
-from shared import readmodel as rm
-from shared.auth import Principal, Role
 from shared.config import Settings
 from shared.db import new_id, plain_url
 from shared.i18n import Lang, T, current_lang
@@ -162,7 +158,7 @@ async def execute(
         world = await facts_service.load(conn, scope, start=first, end=last)
         if not world.visits_available and not summary.notes:
             summary.notes.append(NOTE_VISITS_UNAVAILABLE)
-        current = await _current(conn, first, region, scope.id_range)
+        current = await _current(conn, first, [elder.elder_id for elder in world.elders])
         decisions: list[tuple] = []
         cur_rows: list[tuple] = []
         lines: list[tuple] = []
@@ -304,68 +300,24 @@ async def execute(
     return summary
 
 
-def run_principal(region: str | None) -> Principal:
-    """Whom a run acts for: the admin who asked for it, with the region kept on the run (runs
-    are admin-only; ``None`` is an unscoped admin, i.e. every region)."""
-    return Principal(sub="subsidy-run", role=Role.admin, region=region)
+_CURRENT_DECISIONS = (
+    "SELECT elder_id, policy_code, decision_id, policy_hash, facts_hash, total_fen"
+    " FROM subsidy.current_decisions WHERE month = $1 AND elder_id = ANY($2::uuid[])"
+)
+_CURRENT_LINES = (
+    "SELECT elder_id, policy_code, id, rule, pay_to, fund, org_id, amount_fen, posting_id"
+    " FROM subsidy.decision_lines"
+    " WHERE month = $1 AND elder_id = ANY($2::uuid[]) AND reversed_by IS NULL"
+)
 
 
-def in_run_scope(elder_id: ColumnElement, has_region: bool) -> ColumnElement[bool]:
-    """Rows about the elders a run covers: the platform's one rule (``shared.scoping``), as
-    for the admin who asked. Not ``by_elder``: that also hands admins rows about no elder,
-    and every decision names one."""
-    example = run_principal("0" if has_region else None)  # the shape; values are bound
-    if scoping.sees_everything(example):
-        return true()
-    e = rm.elders
-    return elder_id.in_(select(e.c.id).where(scoping.elder_scope(example, e, rm.beds)))
-
-
-def _current_statement(shape: tuple[str, bool, bool]) -> Select:
-    """What is in force for (elder, policy) in a month: ``("decisions" | "lines", has_region,
-    has_range)``."""
-    which, has_region, has_range = shape
-    t = (CurrentDecision if which == "decisions" else DecisionLine).__table__
-    where = [t.c.month == bindparam("month"), in_run_scope(t.c.elder_id, has_region)]
-    if has_range:
-        # the elder_id index does the work
-        where += [t.c.elder_id >= bindparam("lo"), t.c.elder_id <= bindparam("hi")]
-    if which == "decisions":
-        cols = (t.c.decision_id, t.c.policy_hash, t.c.facts_hash, t.c.total_fen)
-    else:
-        where.append(t.c.reversed_by.is_(None))
-        cols = (t.c.id, t.c.rule, t.c.pay_to, t.c.fund, t.c.org_id, t.c.amount_fen, t.c.posting_id)
-    return select(t.c.elder_id, t.c.policy_code, *cols).where(*where)
-
-
-CURRENT = fastread.Query(_current_statement)
-
-
-async def _current(
-    conn: asyncpg.Connection,
-    month: date,
-    region: str | None,
-    id_range: tuple[uuid.UUID, uuid.UUID] | None = None,
-) -> dict:
-    """Decisions in force for the month (and their current lines), for the scope."""
-    principal = run_principal(region)
-    values = {
-        **scoping.scope_params(principal),
-        "month": month,
-        "lo": id_range[0] if id_range else None,
-        "hi": id_range[1] if id_range else None,
-    }
-    has_region = not scoping.sees_everything(principal)
-
-    async def fetch(which: str) -> list[asyncpg.Record]:
-        sql, names, constants = CURRENT.sql((which, has_region, id_range is not None))
-        given = {**constants, **values}
-        return await conn.fetch(sql, *(given[n] for n in names))
-
+async def _current(conn: asyncpg.Connection, month: date, elders: list[uuid.UUID]) -> dict:
+    """Decisions in force for the month (and their current lines) of the elders whose facts
+    were loaded: exactly the run's scope, decided once, by the facts (``facts.service``)."""
     out: dict = {}
-    for r in await fetch("decisions"):
+    for r in await conn.fetch(_CURRENT_DECISIONS, month, elders):
         out[(r[0], r[1])] = (r[2], r[3], r[4], r[5])
-    for r in await fetch("lines"):
+    for r in await conn.fetch(_CURRENT_LINES, month, elders):
         out.setdefault(("lines", r[0], r[1]), []).append(tuple(r[2:]))
     return out
 

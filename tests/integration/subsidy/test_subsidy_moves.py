@@ -3,11 +3,13 @@ subsidy reads the residence history from PostgreSQL, POST /v1/evaluations prorat
 
 from __future__ import annotations
 
+import random
+import uuid
 from datetime import date
 
 from services.subsidy.policies.facts import Assessment
 from shared.db import new_id
-from tests.integration.subsidy.test_subsidy_runs import safety_net_elder
+from tests.integration.subsidy.test_subsidy_runs import lines_of, run_month, safety_net_elder
 from tests.integration.subsidy_helpers import ensure_org, insert_elder_facts
 
 TONGAN, SIMING = "350212", "350203"
@@ -91,3 +93,20 @@ async def test_an_elder_who_moves_in_mid_month_gets_the_rest_of_it(subsidy, regi
     # before the move no policy covered the elder's hukou (思明区)
     march = await subsidy.post("/v1/evaluations", {"elder_id": elder_id, "month": "2025-03"})
     assert march.status_code == 422 and march.json()["type"].endswith("no-policy")
+
+
+async def test_a_monthly_run_pays_the_days_before_a_move_away(subsidy, registry, db):
+    """The run of the region the elder left still covers them for that month (their current
+    columns already name the new place) and pays the days before the move — the same lines
+    as the evaluation, not a reversal of the month; a re-run changes nothing."""
+    street = f"{TONGAN}{random.randrange(100, 999)}"
+    elder_id = await _elder(db, street)
+    await _move(registry, elder_id, SIMING)
+    run = await run_month(subsidy, MONTH, role="admin", region=street)
+    assert run["elders_total"] == 1
+    assert await lines_of(db, uuid.UUID(elder_id), date(2025, 4, 1)) == {
+        "operating": 8333,
+        "nursing_semi": 33333,
+    }
+    again = await run_month(subsidy, MONTH, role="admin", region=street)
+    assert (again["decisions_written"], again["reversals"]) == (0, 0)
