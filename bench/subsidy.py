@@ -162,6 +162,7 @@ async def bare_select(conn: asyncpg.Connection) -> float:
         "start": MONTH,
         "end": date(2025, 6, 30),
         "grants_from": date(1995, 1, 1),
+        "since": MONTH,
     }
     best = float("inf")
     for _ in range(3):
@@ -219,6 +220,7 @@ async def populate(conn: asyncpg.Connection, n: int, *, seed: int) -> dict[str, 
         ],
     )
     elders, assessments, categories, beds, events, mods = [], [], [], [], [], []
+    history = []  # every elder's registration, and 1 % who moved (half of them this month)
     arrangements = (
         ["with_family"] * 6 + ["couple"] * 3 + ["alone"] * 2 + ["with_disabled_dependant"]
     )
@@ -227,6 +229,18 @@ async def populate(conn: asyncpg.Connection, n: int, *, seed: int) -> dict[str, 
         birth = date(1925, 1, 1) + timedelta(days=rnd.randrange(0, 365 * 41))
         arrangement = rnd.choice(arrangements)
         deceased = MONTH + timedelta(days=rnd.randrange(0, 30)) if rnd.random() < 0.004 else None
+        place = REGION
+        history.append((uuid.uuid4(), eid, REGION, REGION, birth, "registered", "bench", now))
+        if rnd.random() < 0.01:
+            moved = (
+                MONTH + timedelta(days=rnd.randrange(1, 30))
+                if rnd.random() < 0.5
+                else date(2024, 1, 1) + timedelta(days=rnd.randrange(0, 500))
+            )
+            # out of the district, or within it
+            away = "350203" if rnd.random() < 0.5 else f"{REGION}001"
+            history.append((uuid.uuid4(), eid, away, away, moved, "move", "bench", now))
+            place = away
         elders.append(
             (
                 eid,
@@ -236,8 +250,8 @@ async def populate(conn: asyncpg.Connection, n: int, *, seed: int) -> dict[str, 
                 f"老人{i}",
                 birth,
                 "female",
-                REGION,
-                REGION,
+                place,
+                place,
                 "同安区",
                 "urban",
                 arrangement,
@@ -349,6 +363,21 @@ async def populate(conn: asyncpg.Connection, n: int, *, seed: int) -> dict[str, 
             "created_at",
         ],
         records=elders,
+    )
+    await conn.copy_records_to_table(
+        "residence_history",
+        schema_name="registry",
+        columns=[
+            "id",
+            "elder_id",
+            "hukou_region",
+            "residence_region",
+            "valid_from",
+            "kind",
+            "recorded_by",
+            "recorded_at",
+        ],
+        records=history,
     )
     await conn.copy_records_to_table(
         "assessments",
