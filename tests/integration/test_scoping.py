@@ -218,16 +218,20 @@ async def test_an_org_loses_an_elder_it_registered_when_its_bed_ends(registry):
     assert elder["id"] not in {e["id"] for e in listed.json()["items"]}
 
 
-async def test_moving_an_elder_needs_an_office_covering_the_destination(registry):
+async def test_an_org_moves_elders_only_inside_its_area_and_an_office_from_its_own(registry):
     org = await make_org(registry)
     elder = await make_elder(registry)
     await make_bed(registry, elder, org)
     path = f"/v1/elders/{elder['id']}"
     r = await registry.patch(path, {"residence_region": "350213"}, role="org_admin", org=org["id"])
     assert r.status_code == 403
+    # the destination's office does not see the elder yet
+    r = await registry.patch(
+        path, {"residence_region": "350213"}, role="community", region="350213"
+    )
+    assert r.status_code == 404
+    # the office the elder leaves records the move (迁出); their hukou stays, so does access
     r = await registry.patch(
         path, {"residence_region": "350213"}, role="community", region="350212"
     )
-    assert r.status_code == 403
-    r = await registry.patch(path, {"residence_region": "350213"}, role="admin")
     assert r.status_code == 200 and r.json()["residence_region"] == "350213"

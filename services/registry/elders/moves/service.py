@@ -5,10 +5,12 @@ rule looks at: they are always the history row in force today. A move recorded f
 day (up to ``backdating.MAX_AHEAD``) changes them on that day (``apply_due``, hourly).
 
 Who may record a move: the same people who may write the elder's other records (case
-writers who can see the elder), and only *to* a place they cover — a region role's prefix,
-an org's service area — the rule of registering an elder there. A move never widens anyone's
-access: afterwards the elder is visible exactly as ``shared.scoping`` says (an office no
-longer covering either code loses them; an org keeps them while its bed serves them).
+writers who can see the elder). A civil-affairs office records a move anywhere — the office
+an elder leaves is the one that must stop paying on the day they left (迁出), and it is the
+one that sees them; the destination's office sees them only afterwards. An org moves an elder
+only inside its service area (the rule of registering an elder there). A move never widens
+anyone's access: afterwards the elder is visible exactly as ``shared.scoping`` says (an office
+no longer covering either code loses them; an org keeps them while its bed serves them).
 """
 
 from __future__ import annotations
@@ -77,28 +79,20 @@ def in_force(rows: Sequence[ResidenceRecord], day: date) -> ResidenceRecord:
 async def _check_destination(
     session: AsyncSession, principal: Principal, changes: list[tuple[str, str]]
 ) -> None:
-    """A move is recorded by whoever covers where the elder goes (see the module doc)."""
-    if principal.role in ORG_ROLES:
-        assert principal.org is not None
-        area = await orgs.service_area(session=session, org_id=principal.org)
-        for _, code in changes:
-            if not any(code.startswith(prefix) for prefix in area):
-                served = "、".join(area) or "—"
-                raise Forbidden(
-                    T(
-                        f"{code} 不在本机构服务区域（{served}）内："
-                        "迁往区域外的记录由当地民政部门办理",
-                        f"{code} is outside your service area ({', '.join(area) or 'none'}): "
-                        "a move out of it is recorded by the civil-affairs office there",
-                    )
-                )
+    """An org moves an elder only inside its service area (see the module doc); offices,
+    who already had to see the elder, anywhere."""
+    if principal.role not in ORG_ROLES:
         return
+    assert principal.org is not None
+    area = await orgs.service_area(session=session, org_id=principal.org)
     for _, code in changes:
-        if not principal.in_region(code):
+        if not any(code.startswith(prefix) for prefix in area):
+            served = "、".join(area) or "—"
             raise Forbidden(
                 T(
-                    f"只有管辖 {code} 的民政部门可以把老人迁往该地",
-                    f"only an office covering {code} may move an elder there",
+                    f"{code} 不在本机构服务区域（{served}）内：迁往区域外的记录由民政部门办理",
+                    f"{code} is outside your service area ({', '.join(area) or 'none'}): "
+                    "a move out of it is recorded by a civil-affairs office",
                 )
             )
 
