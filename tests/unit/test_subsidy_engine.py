@@ -22,6 +22,7 @@ from services.subsidy.policies.facts import (
     ElderFacts,
     Grant,
     Modification,
+    Move,
     Span,
 )
 from shared.policy import POLICY_DIR
@@ -85,11 +86,22 @@ def elders(draw) -> ElderFacts:
         )
         for _ in range(draw(st.integers(0, 4)))
     ]
+    birth = draw(st.dates(min_value=date(1920, 1, 1), max_value=date(1968, 1, 1)))
+    places = st.sampled_from(["350212", "440304", "350203"])
+    hukou = draw(places)
+    # sometimes the elder moves (hukou, residence or both), once or twice, on any day
+    moves: list[Move] = []
+    if draw(st.booleans()):
+        moves = [Move(birth, hukou, "350212")]
+        for day in sorted(set(draw(st.lists(days, min_size=1, max_size=2)))):
+            moves.append(Move(day, draw(places), draw(places)))
+        hukou = moves[-1].hukou_region
     return ElderFacts(
         elder_id=elder_id,
-        birth_date=draw(st.dates(min_value=date(1920, 1, 1), max_value=date(1968, 1, 1))),
-        hukou_region=draw(st.sampled_from(["350212", "440304", "350203"])),
-        residence_region="350212",
+        birth_date=birth,
+        hukou_region=hukou,
+        residence_region=moves[-1].residence_region if moves else "350212",
+        moves=tuple(moves),
         living_arrangement=draw(
             st.sampled_from(["alone", "couple", "with_family", "with_disabled_dependant"])
         ),
