@@ -65,6 +65,30 @@ async def test_only_the_hukou_given_changes_and_an_earlier_move_slots_in(registr
     assert days == [elder["birth_date"], "2025-01-01", "2025-06-01"]
 
 
+async def test_an_earlier_hukou_change_carries_through_later_moves(registry):
+    """A residence-only move on 06-01 holds a copy of the hukou then (同安); a hukou change
+    recorded afterwards for 03-01 must not snap back to 同安 on 06-01."""
+    elder = await make_elder(registry, level=None, caregiver=False)
+    r = await registry.post(
+        moves_of(elder), {"residence_region": "350203", "moved_on": "2025-06-01"}
+    )
+    assert r.status_code == 201, r.text
+    r = await registry.post(
+        moves_of(elder),
+        {"residence_region": "350206", "hukou_region": B, "moved_on": "2025-03-01"},
+        role="admin",
+    )
+    assert r.status_code == 201, r.text
+    items = (await registry.get(moves_of(elder))).json()["items"]
+    assert [(m["valid_from"], m["hukou_region"], m["residence_region"]) for m in items] == [
+        (elder["birth_date"], A, A),
+        ("2025-03-01", B, "350206"),
+        ("2025-06-01", B, "350203"),
+    ]
+    got = (await registry.get(f"/v1/elders/{elder['id']}")).json()
+    assert (got["hukou_region"], got["residence_region"]) == (B, "350203")
+
+
 async def test_a_move_ahead_takes_effect_on_its_day(registry):
     elder = await make_elder(registry, level=None, caregiver=False)
     day = clock.today() + timedelta(days=10)
@@ -124,6 +148,18 @@ async def test_an_org_moves_its_elder_only_inside_its_service_area(registry):
     )
     assert r.status_code == 201, r.text
     assert r.json()["recorded_by"]
+    # a hukou is the civil-affairs offices' to record, even inside the org's area
+    r = await registry.post(
+        moves_of(elder),
+        {
+            "residence_region": "350212104",
+            "hukou_region": "350211",
+            "moved_on": str(clock.today() - timedelta(days=3)),
+        },
+        headers={"Accept-Language": "en"},
+        **as_org,
+    )
+    assert r.status_code == 403 and "hukou change" in r.json()["detail"], r.text
     # an org that does not serve the elder does not see it
     r = await registry.post(
         moves_of(elder),

@@ -4,6 +4,7 @@ import uuid
 from datetime import date, datetime
 
 from sqlalchemy import (
+    Boolean,
     Date,
     DateTime,
     ForeignKey,
@@ -36,7 +37,8 @@ class CallbackSample(Base):
 
 
 class CallbackItem(Base):
-    """A sampled elder and, once made, the written record of the callback."""
+    """An elder paid in the quarter, in the seeded order; once drawn and called, the written
+    record of the callback."""
 
     __tablename__ = "callback_items"
     __table_args__ = ({"schema": "subsidy"},)
@@ -50,6 +52,9 @@ class CallbackItem(Base):
     community: Mapped[str] = mapped_column(String(12), nullable=False)
     community_population: Mapped[int] = mapped_column(Integer, nullable=False)
     rank: Mapped[int] = mapped_column(Integer, nullable=False)
+    # In the sample (the first ``required`` of the community, and replacements in order);
+    # the rest of the quarter's paid elders are kept in their order for replacements.
+    drawn: Mapped[bool] = mapped_column(Boolean, nullable=False)
     method: Mapped[str | None] = mapped_column(String(16))
     outcome: Mapped[str | None] = mapped_column(String(16))
     done_on: Mapped[date | None] = mapped_column(Date)

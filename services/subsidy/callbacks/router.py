@@ -28,7 +28,7 @@ async def draw_sample(
     sample, drawn = await service.draw(session=session, principal=principal, body=body)
     if not drawn:
         response.status_code = 200
-    return await service.read(session, sample)
+    return await service.read(session, principal, sample)
 
 
 @router.get("/{sample_id}", response_model=SampleRead, summary="A sample and its tally")
@@ -36,7 +36,7 @@ async def get_sample(
     sample_id: uuid.UUID, session: SessionDep, principal: Principal = Officer
 ) -> SampleRead:
     sample = await service.get(session=session, principal=principal, sample_id=sample_id)
-    return await service.read(session, sample)
+    return await service.read(session, principal, sample)
 
 
 @router.get("/{sample_id}/items", response_model=Page[ItemRead], summary="The sampled elders")
@@ -51,7 +51,7 @@ async def list_items(
     sample = await service.get(session=session, principal=principal, sample_id=sample_id)
     return await paginate(
         session,
-        service.items_statement(sample, pending),
+        service.items_statement(principal, sample, pending),
         key=CallbackItem.elder_id,
         cursor=cursor,
         limit=limit,

@@ -7,7 +7,7 @@ import math
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
     true,
 )
 from sqlalchemy.dialects.postgresql import insert
@@ -67,7 +68,9 @@ def required(population: int, rate_pct: int) -> int:
 
 
 def readable(principal: Principal) -> ColumnElement[bool]:
-    """A region officer sees the samples drawn over their region or inside it."""
+    """A region officer sees the samples drawn over their region, inside it, or around it
+    (a street's sample is its communities' work list) — of the elders in it, only those
+    in their own scope (``items_statement``, ``record``)."""
     if principal.region is None:
         return true()
     return CallbackSample.region.startswith(principal.region, autoescape=True) | literal(
@@ -114,53 +117,82 @@ def _ranked(region: str, quarter: str, seed: str) -> Select:
     )
 
 
+def _quarter_ended(quarter: str) -> None:
+    _, last_month = quarter_bounds(quarter)
+    end = (last_month + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+    if end >= clock.today():
+        raise Unprocessable(
+            T(
+                f"{quarter} 尚未结束：抽样在季度结束后从其已发放的补助中抽取",
+                f"{quarter} has not ended: a sample is drawn from a whole quarter's payments",
+            ),
+            errors=[("quarter", T("应为已结束的季度", "must be a quarter that has ended"))],
+        )
+
+
 async def draw(
     *, session: AsyncSession, principal: Principal, body: SampleCreate
 ) -> tuple[CallbackSample, bool]:
-    """The quarter's sample for the region, drawn now — or the one already drawn (a sample is
-    drawn once: drawing again until it suits someone is what the seed prevents)."""
-    quarter_bounds(body.quarter)
+    """The quarter's sample for the region, drawn now — or the one already drawn. A quarter
+    is drawn once per place: a second draw over a region inside or around one already drawn
+    is refused, so nobody can draw again until a sample suits them. The whole population is
+    kept in its seeded order (``drawn`` marks the sample), so replacements follow the order
+    fixed at the draw, whatever changes afterwards."""
+    _quarter_ended(body.quarter)
     region = _region(principal, body.region)
-    rate = policy().rate_pct
-    sample_id = await session.scalar(
-        insert(CallbackSample)
-        .values(
-            id=uuid.uuid4(),
-            quarter=body.quarter,
-            region=region,
-            rate_pct=rate,
-            seed=secrets.token_hex(16),
-            population=0,
-            drawn_by=principal.sub,
-        )
-        .on_conflict_do_nothing(index_elements=["quarter", "region"])
-        .returning(CallbackSample.id)
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext('subsidy-callbacks:' || :q))"),
+        {"q": body.quarter},
     )
-    if sample_id is None:
-        existing = await session.scalar(
+    existing = (
+        await session.scalars(
             select(CallbackSample).where(
-                CallbackSample.quarter == body.quarter, CallbackSample.region == region
+                CallbackSample.quarter == body.quarter,
+                CallbackSample.region.startswith(region, autoescape=True)
+                | literal(region).startswith(CallbackSample.region),
             )
         )
-        assert existing is not None
-        return existing, False
-    sample = await session.get_one(CallbackSample, sample_id)
+    ).all()
+    for other in existing:
+        if other.region == region:
+            return other, False
+    if existing:
+        raise Conflict(
+            T(
+                f"{body.quarter} 已对 {existing[0].region or '全部地区'} 抽样，"
+                "不能再对重叠地区抽样",
+                f"{body.quarter} was already drawn for {existing[0].region or 'every region'}: "
+                "an overlapping region cannot be drawn again",
+            ),
+            slug="callback-sample-overlaps",
+        )
+    rate = policy().rate_pct
+    sample = CallbackSample(
+        quarter=body.quarter,
+        region=region,
+        rate_pct=rate,
+        seed=secrets.token_hex(16),
+        population=0,
+        drawn_by=principal.sub,
+    )
+    session.add(sample)
+    await session.flush()
     ranked = _ranked(region, body.quarter, sample.seed).subquery()
-    take = select(
-        literal(sample_id),
+    everyone = select(
+        literal(sample.id),
         ranked.c.elder_id,
         ranked.c.community,
         ranked.c.n,
         ranked.c.rank,
-    ).where(ranked.c.rank <= func.ceil(ranked.c.n * rate / 100.0))
-    await session.execute(
+        ranked.c.rank <= func.ceil(ranked.c.n * rate / 100.0),
+    )
+    result = await session.execute(
         insert(CallbackItem).from_select(
-            ["sample_id", "elder_id", "community", "community_population", "rank"], take
+            ["sample_id", "elder_id", "community", "community_population", "rank", "drawn"],
+            everyone,
         )
     )
-    sample.population = await session.scalar(
-        select(func.coalesce(func.sum(ranked.c.n), 0)).where(ranked.c.rank == 1)
-    )
+    sample.population = result.rowcount
     await session.flush()
     return sample, True
 
@@ -174,19 +206,21 @@ async def get(*, session: AsyncSession, principal: Principal, sample_id: uuid.UU
     return sample
 
 
-async def read(session: AsyncSession, sample: CallbackSample) -> SampleRead:
+async def read(session: AsyncSession, principal: Principal, sample: CallbackSample) -> SampleRead:
+    """The tally, per community, of the elders in ``principal``'s scope (a community officer
+    sees its own part of a street's sample)."""
     i = CallbackItem
     rows = (
         await session.execute(
             select(
                 i.community,
                 func.max(i.community_population),
-                func.count(),
+                func.count().filter(i.drawn),
                 func.count().filter(i.outcome.in_(DONE)),
                 func.count().filter(i.outcome == Outcome.discrepancy.value),
                 func.count().filter(i.outcome == Outcome.unreachable.value),
             )
-            .where(i.sample_id == sample.id)
+            .where(i.sample_id == sample.id, scoping.by_elder(principal, i.elder_id))
             .group_by(i.community)
             .order_by(i.community)
         )
@@ -210,7 +244,7 @@ async def read(session: AsyncSession, sample: CallbackSample) -> SampleRead:
         region=sample.region,
         rate_pct=sample.rate_pct,
         seed=sample.seed,
-        population=sample.population,
+        population=sum(c.population for c in communities),
         sampled=sum(r[2] for r in rows),
         done=sum(r[3] for r in rows),
         discrepancies=sum(r[4] for r in rows),
@@ -223,8 +257,12 @@ async def read(session: AsyncSession, sample: CallbackSample) -> SampleRead:
     )
 
 
-def items_statement(sample: CallbackSample, pending: bool | None) -> Select:
-    stmt = select(CallbackItem).where(CallbackItem.sample_id == sample.id)
+def items_statement(principal: Principal, sample: CallbackSample, pending: bool | None) -> Select:
+    stmt = select(CallbackItem).where(
+        CallbackItem.sample_id == sample.id,
+        CallbackItem.drawn,
+        scoping.by_elder(principal, CallbackItem.elder_id),
+    )
     if pending is True:
         stmt = stmt.where(
             or_(CallbackItem.outcome.is_(None), CallbackItem.outcome == "unreachable")
@@ -235,24 +273,20 @@ def items_statement(sample: CallbackSample, pending: bool | None) -> Select:
 
 
 async def _replace(session: AsyncSession, sample: CallbackSample, item: CallbackItem) -> None:
-    """An elder not reached is replaced by the community's next elder in the seeded order,
-    so the quota can still be met and nobody chooses who is called instead."""
-    ranked = _ranked(sample.region, sample.quarter, sample.seed).subquery()
-    last = (
-        select(func.max(CallbackItem.rank))
-        .where(CallbackItem.sample_id == sample.id, CallbackItem.community == item.community)
-        .scalar_subquery()
-    )
-    await session.execute(
-        insert(CallbackItem)
-        .from_select(
-            ["sample_id", "elder_id", "community", "community_population", "rank"],
-            select(
-                literal(sample.id), ranked.c.elder_id, ranked.c.community, ranked.c.n, ranked.c.rank
-            ).where(ranked.c.community == item.community, ranked.c.rank == last + 1),
+    """An elder not reached is replaced by the community's next elder in the order fixed at
+    the draw, so the quota can still be met and nobody chooses who is called instead."""
+    nxt = await session.scalar(
+        select(CallbackItem)
+        .where(
+            CallbackItem.sample_id == sample.id,
+            CallbackItem.community == item.community,
+            ~CallbackItem.drawn,
         )
-        .on_conflict_do_nothing()
+        .order_by(CallbackItem.rank)
+        .limit(1)
     )
+    if nxt is not None:
+        nxt.drawn = True
 
 
 async def record(
@@ -262,10 +296,17 @@ async def record(
     record is replaced; the first time, the next elder in the seeded order joins the sample);
     a callback made stands — a correction is a note beside it, never an
     edit of what was written."""
+    await scoping.require_elder(session, principal, body.elder_id)
+    # one record at a time per sample: replacements are taken in order, never twice
+    await session.execute(
+        select(CallbackSample.id).where(CallbackSample.id == sample.id).with_for_update()
+    )
     item = await session.scalar(
-        select(CallbackItem)
-        .where(CallbackItem.sample_id == sample.id, CallbackItem.elder_id == body.elder_id)
-        .with_for_update()
+        select(CallbackItem).where(
+            CallbackItem.sample_id == sample.id,
+            CallbackItem.elder_id == body.elder_id,
+            CallbackItem.drawn,
+        )
     )
     if item is None:
         raise Unprocessable(

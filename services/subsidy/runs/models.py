@@ -4,7 +4,7 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Date, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Date, DateTime, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -87,6 +87,12 @@ class DecisionLine(Base):
     __table_args__ = (
         Index("ix_decision_lines_decision", "decision_id"),
         Index("ix_decision_lines_elder_rule", "elder_id", "policy_code", "rule", "month"),
+        Index(
+            "ix_decision_lines_month_elder",
+            "month",
+            "elder_id",
+            postgresql_where=text("reversed_by IS NULL"),
+        ),
         {"schema": "subsidy"},
     )
 

@@ -6,15 +6,25 @@ from __future__ import annotations
 import hashlib
 import math
 import random
+from datetime import date, timedelta
 
 from services.subsidy.common import month_text
+from shared import clock
 from shared.db import new_id
 from tests.integration.subsidy.test_subsidy_runs import run_month, safety_net_elder
-from tests.integration.subsidy_helpers import ensure_org, insert_elder_facts, recent_month
+from tests.integration.subsidy_helpers import ensure_org, insert_elder_facts
 
 
 def quarter_of(month) -> str:
     return f"{month.year}Q{(month.month - 1) // 3 + 1}"
+
+
+def last_quarter_month() -> date:
+    """The first month of the last quarter that has ended (a sample needs a whole one)."""
+    today = clock.today()
+    this_quarter = date(today.year, 3 * ((today.month - 1) // 3) + 1, 1)
+    last = this_quarter - timedelta(days=1)
+    return date(last.year, 3 * ((last.month - 1) // 3) + 1, 1)
 
 
 async def test_a_quarter_sample_takes_five_percent_of_each_community_and_records_callbacks(
@@ -30,7 +40,7 @@ async def test_a_quarter_sample_takes_five_percent_of_each_community_and_records
             facts = safety_net_elder(org, residence_region=community)
             await insert_elder_facts(db, facts)
             elders.setdefault(community, []).append(facts.elder_id)
-    month = recent_month()
+    month = last_quarter_month()
     await run_month(subsidy, month_text(month), role="admin", region=street)
     officer = {"role": "street", "region": street}
     quarter = quarter_of(month)
@@ -50,6 +60,16 @@ async def test_a_quarter_sample_takes_five_percent_of_each_community_and_records
     # drawn once: asking again answers the same sample, not a new draw
     again = await subsidy.post("/v1/callback-samples", {"quarter": quarter}, **officer)
     assert again.status_code == 200 and again.json()["id"] == sample["id"]
+    # …nor a new draw over a place inside it (or around it) until one suits
+    inside = await subsidy.post(
+        "/v1/callback-samples", {"quarter": quarter, "region": f"{street}001"}, **officer
+    )
+    assert inside.status_code == 409, inside.text
+    # a quarter still running has no whole population to draw from
+    now = clock.today()
+    running = f"{now.year}Q{(now.month - 1) // 3 + 1}"
+    r = await subsidy.post("/v1/callback-samples", {"quarter": running}, **officer)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "quarter"
     items = (await subsidy.get(f"/v1/callback-samples/{sample['id']}/items", **officer)).json()[
         "items"
     ]
@@ -108,6 +128,20 @@ async def test_a_quarter_sample_takes_five_percent_of_each_community_and_records
     )
     assert pending.json()["items"] == []
 
+    # a community officer works its own part of the street's sample, and only that
+    mine = {"role": "community", "region": f"{street}002"}
+    part = (await subsidy.get(f"/v1/callback-samples/{sample['id']}", **mine)).json()
+    assert [c["community"] for c in part["communities"]] == [f"{street}002"]
+    assert part["population"] == 19
+    listed = await subsidy.get(f"/v1/callback-samples/{sample['id']}/items", **mine)
+    assert {i["community"] for i in listed.json()["items"]} == {f"{street}002"}
+    theirs = next(e for e in order[f"{street}001"])
+    r = await subsidy.post(
+        path,
+        {"elder_id": theirs, "method": "phone", "outcome": "confirmed", "done_on": today},
+        **mine,
+    )
+    assert r.status_code == 404
     # another street sees nothing of it and cannot draw outside its own region
     other = {"role": "street", "region": "350211001"}
     assert (await subsidy.get(f"/v1/callback-samples/{sample['id']}", **other)).status_code == 404

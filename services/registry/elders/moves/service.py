@@ -7,8 +7,9 @@ day (up to ``backdating.MAX_AHEAD``) changes them on that day (``apply_due``, ho
 Who may record a move: the same people who may write the elder's other records (case
 writers who can see the elder). A civil-affairs office records a move anywhere — the office
 an elder leaves is the one that must stop paying on the day they left (迁出), and it is the
-one that sees them; the destination's office sees them only afterwards. An org moves an elder
-only inside its service area (the rule of registering an elder there). A move never widens
+one that sees them; the destination's office sees them only afterwards. An org records only
+where an elder lives, only inside its service area (the rule of registering an elder there);
+a hukou change is the offices' (a local hukou brings the org its subsidies). A move never widens
 anyone's access: afterwards the elder is visible exactly as ``shared.scoping`` says (an office
 no longer covering either code loses them; an org keeps them while its bed serves them).
 """
@@ -83,6 +84,15 @@ async def _check_destination(
     who already had to see the elder, anywhere."""
     if principal.role not in ORG_ROLES:
         return
+    if any(field == "hukou_region" for field, _ in changes):
+        # a hukou makes an elder local, and local elders bring the org its subsidies
+        raise Forbidden(
+            T(
+                "户籍变更由民政部门登记，服务机构只能登记居住地迁移",
+                "a hukou change is recorded by a civil-affairs office; an org records "
+                "where the elder lives",
+            )
+        )
     assert principal.org is not None
     area = await orgs.service_area(session=session, org_id=principal.org)
     for _, code in changes:
@@ -95,6 +105,25 @@ async def _check_destination(
                     "a move out of it is recorded by a civil-affairs office",
                 )
             )
+
+
+def _carry_forward(
+    rows: Sequence[ResidenceRecord],
+    day: date,
+    before: ResidenceRecord,
+    changes: list[tuple[str, str]],
+) -> None:
+    """A move slotted in before later ones: each later row holds the whole place, copying
+    what did not change then, so the copies of what this move changes follow it — up to the
+    first later row that itself set another value (an earlier hukou change must not snap back
+    on the day of a later residence-only move)."""
+    later = sorted((r for r in rows if r.valid_from > day), key=lambda r: r.valid_from)
+    for field, new in changes:
+        old = getattr(before, field)
+        for r in later:
+            if getattr(r, field) != old:
+                break
+            setattr(r, field, new)
 
 
 async def record(
@@ -118,6 +147,8 @@ async def record(
         day, today, principal=principal, reason=move_in.reason, field="moved_on",
         reason_field="reason",
     )  # fmt: skip
+    # one move at a time per elder: each reads the history the last one left
+    await session.execute(select(Elder.id).where(Elder.id == elder.id).with_for_update())
     rows = await history(session, elder)
     same = next((r for r in rows if r.valid_from == day), None)
     if same is not None and same_day != "replace":
@@ -164,6 +195,7 @@ async def record(
             recorded_by=principal.sub,
         )
         session.add(row)
+    _carry_forward(rows, day, before, changes)
     await session.flush()
     await audit.record(
         session,
