@@ -74,12 +74,27 @@ class World:
 
 def _region_filter() -> ColumnElement[bool]:
     """Elders of the region now — and those who moved away since ``since`` (the window's
-    start) after living there: the days they were still here are the region's to pay."""
+    start) from a place in it: the days they were still here are the region's to pay. A
+    place counts when it was in force on some day of the window (from ``since`` to
+    ``end``), not years before."""
     e, h = rm.elders, rm.residence_history
+    later = h.alias("later")
     prefix = bindparam("region")
-    movers = select(h.c.elder_id).where(h.c.kind == "move", h.c.valid_from > bindparam("since"))
+    movers = select(h.c.elder_id).where(h.c.kind == "move", h.c.valid_from >= bindparam("since"))
+    superseded = (
+        select(later.c.id)
+        .where(
+            later.c.elder_id == h.c.elder_id,
+            later.c.valid_from > h.c.valid_from,
+            later.c.valid_from <= bindparam("since"),
+        )
+        .exists()
+    )
     were_here = select(h.c.elder_id).where(
-        h.c.elder_id.in_(movers), scoping.region_clause(h, prefix)
+        h.c.elder_id.in_(movers),
+        scoping.region_clause(h, prefix),
+        h.c.valid_from <= bindparam("end"),
+        ~superseded,
     )
     # the platform's one region rule (hukou or residence under the prefix), now and then
     return or_(scoping.region_clause(e, prefix), e.c.id.in_(were_here))
@@ -178,7 +193,7 @@ def _statements(shape: str) -> dict[str, tuple[str, tuple[str, ...], dict[str, A
     # Everyone else was at their current place on every day of the window: no rows, no work.
     h = rm.residence_history
     movers = select(h.c.elder_id).where(
-        h.c.kind == "move", h.c.valid_from > bindparam("since"), _in_scope(h.c.elder_id, shape)
+        h.c.kind == "move", h.c.valid_from >= bindparam("since"), _in_scope(h.c.elder_id, shape)
     )
     stmts["moves"] = select(
         h.c.elder_id, h.c.valid_from, h.c.hukou_region, h.c.residence_region
@@ -230,11 +245,13 @@ async def raw_connection(session: AsyncSession) -> asyncpg.Connection:
     return raw.driver_connection  # type: ignore[return-value]
 
 
-async def elder_ids(conn: asyncpg.Connection, scope: Scope, *, start: date) -> list[uuid.UUID]:
-    """Every elder id in scope for days from ``start``, in id order (a run's chunks are
-    ranges of these)."""
+async def elder_ids(
+    conn: asyncpg.Connection, scope: Scope, *, start: date, end: date
+) -> list[uuid.UUID]:
+    """Every elder id in scope for days ``start`` … ``end``, in id order (a run's chunks
+    are ranges of these)."""
     sql, names, fixed = _statements(scope.shape())["ids"]
-    values = {"ids": scope.elder_ids, "region": scope.region, "since": _since(start)}
+    values = {"ids": scope.elder_ids, "region": scope.region, "since": _since(start), "end": end}
     return [r[0] for r in await conn.fetch(sql, *_params(names, fixed, values))]
 
 

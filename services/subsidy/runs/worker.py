@@ -144,7 +144,9 @@ async def execute(
         )
     }
     period = period_for(first, closed)
-    ids = await facts_service.elder_ids(conn, facts_service.Scope(region=region), start=first)
+    ids = await facts_service.elder_ids(
+        conn, facts_service.Scope(region=region), start=first, end=last
+    )
     total = len(ids)
     summary.elders = total
     if progress:

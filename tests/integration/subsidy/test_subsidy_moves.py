@@ -7,10 +7,11 @@ import random
 import uuid
 from datetime import date
 
-from services.subsidy.policies.facts import Assessment
+from services.subsidy.policies.facts import Assessment, Move
 from shared.db import new_id
 from tests.integration.subsidy.test_subsidy_runs import lines_of, run_month, safety_net_elder
 from tests.integration.subsidy_helpers import ensure_org, insert_elder_facts
+from tests.waiting import eventually
 
 TONGAN, SIMING = "350212", "350203"
 MONTH = "2025-04"  # 30 days; the elder is a 兜底 object with a moderate disability and a bed
@@ -25,6 +26,7 @@ async def _elder(db, hukou: str) -> str:
         hukou_region=hukou,
         residence_region=hukou,
         assessments=(Assessment(2, date(2024, 6, 1), date(2026, 6, 1)),),
+        moves=(Move(date(1948, 2, 2), hukou, hukou),),  # registered there, as the registry keeps
     )
     await insert_elder_facts(db, facts, name="迁居老人")
     return str(facts.elder_id)
@@ -110,3 +112,28 @@ async def test_a_monthly_run_pays_the_days_before_a_move_away(subsidy, registry,
     }
     again = await run_month(subsidy, MONTH, role="admin", region=street)
     assert (again["decisions_written"], again["reversals"]) == (0, 0)
+
+
+async def test_a_run_does_not_take_back_an_elder_who_left_long_ago(subsidy, registry, db):
+    """Moved away from the street in 2024 and moved again (elsewhere) this month: the street's
+    run has nothing to do with them — only a place in force during the month counts."""
+    street = f"{TONGAN}{random.randrange(100, 999)}"
+    elder_id = await _elder(db, street)
+    r = await registry.post(
+        f"/v1/elders/{elder_id}/moves",
+        {"residence_region": SIMING, "hukou_region": SIMING, "moved_on": "2024-01-01"},
+    )
+    assert r.status_code == 201, r.text
+    r = await registry.post(
+        f"/v1/elders/{elder_id}/moves", {"residence_region": "350206", "moved_on": MOVED_ON}
+    )
+    assert r.status_code == 201, r.text
+    r = await subsidy.post("/v1/runs", {"month": MONTH}, role="admin", region=street)
+    assert r.status_code == 201, r.text
+
+    async def done():
+        got = (await subsidy.get(f"/v1/runs/{r.json()['id']}", role="admin")).json()
+        return got if got["status"] in ("succeeded", "failed") else None
+
+    run = await eventually(done, within=60)
+    assert (run["status"], run["elders_total"]) == ("succeeded", 0)
