@@ -55,6 +55,9 @@ def upgrade() -> None:
         "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW "
         "EXECUTE FUNCTION telemetry.alert_log_sequence()"
     )
+    # Also under session_replication_role = replica (a restore, logical replication): a row
+    # that never got a position would never be served.
+    op.execute("ALTER TABLE telemetry.alert_log ENABLE ALWAYS TRIGGER alert_log_sequence")
 
 
 def downgrade() -> None:

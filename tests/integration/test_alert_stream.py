@@ -221,3 +221,31 @@ async def test_the_live_stream_serves_out_of_order_commits_in_order(
     assert [e["data"]["alert_id"] for e in mine] == [str(second), str(first)]
     ids = [int(e["id"]) for e in mine]
     assert ids == sorted(ids)
+
+
+async def test_a_commit_takes_its_position_under_the_sequencer_lock(registry, telemetry, writers):
+    """While another transaction holds the sequencer's lock (it is committing), a commit
+    that wrote log rows waits for it — so positions are handed out in commit order — and
+    takes its position once the lock is free."""
+    home = await make_home(registry)
+    holder, writer = writers
+    lock = holder.transaction()
+    await lock.start()
+    await holder.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended('telemetry.alert_log.pos', 0))"
+    )
+    tx = writer.transaction()
+    await tx.start()
+    raised = await raise_in(writer, home, "emergency")
+    committing = asyncio.create_task(tx.commit())
+    deadline = asyncio.get_running_loop().time() + 10
+    while not await holder.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted)"
+    ):
+        assert asyncio.get_running_loop().time() < deadline, "the commit never waited"
+        await asyncio.sleep(0.01)
+    assert not committing.done()
+    await lock.rollback()
+    await asyncio.wait_for(committing, 10)
+    pos = await writer.fetchval("SELECT pos FROM telemetry.alert_log WHERE alert_id = $1", raised)
+    assert pos is not None
