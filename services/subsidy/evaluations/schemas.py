@@ -61,8 +61,13 @@ class EvaluationRead(BaseModel):
     policy_hash: str
     draft: bool = False
     lines: list[LineRead]
-    total_fen: int = Field(description="what is payable for that month")
+    total_fen: int = Field(
+        description="what is payable for that month under `policy_code` (a monthly run pays "
+        "every policy in force for the elder: ask for the others by `policy_code`)"
+    )
     refused: list[RefusedRead]
     also_applicable: list[str] = Field(
-        default=[], description="other policies in force for this elder that month"
+        default=[],
+        description="other policies in force for this elder that month (a move mid-month can "
+        "add the new place's): each pays its own lines in a run",
     )
