@@ -21,7 +21,7 @@ from functools import cache
 from typing import Any
 
 import asyncpg
-from sqlalchemy import ColumnElement, Select, and_, bindparam, func, or_, select, true
+from sqlalchemy import ColumnElement, Date, Select, and_, bindparam, func, or_, select, true
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -41,7 +41,9 @@ from services.subsidy.policies.facts import (
     Span,
     Visit,
 )
-from services.subsidy.runs.models import DecisionLine
+from services.subsidy.runs.models import CurrentDecision, DecisionLine
+from services.subsidy.runs.models import Decision as DecisionRow
+from services.subsidy.runs.models import Run as RunRow
 from shared import clock, scoping
 from shared import readmodel as rm
 from shared.visits_readmodel import verified_visits as vv
@@ -96,8 +98,23 @@ def _region_filter() -> ColumnElement[bool]:
         h.c.valid_from <= bindparam("end"),
         ~superseded,
     )
+    # and those a run of this region (or one around or inside it) paid for the window's
+    # months, whatever the registry now says: a move recorded late, dated before the month,
+    # takes them out of the region — their run must still reverse what it paid
+    cd, d, r = CurrentDecision.__table__, DecisionRow.__table__, RunRow.__table__
+    paid_here = (
+        select(cd.c.elder_id)
+        .join(d, d.c.id == cd.c.decision_id)
+        .join(r, r.c.id == d.c.run_id)
+        .where(
+            cd.c.month >= func.date_trunc("month", bindparam("since")).cast(Date),
+            cd.c.month <= bindparam("end"),
+            cd.c.total_fen != 0,
+            r.c.region.startswith(prefix) | prefix.startswith(r.c.region),
+        )
+    )
     # the platform's one region rule (hukou or residence under the prefix), now and then
-    return or_(scoping.region_clause(e, prefix), e.c.id.in_(were_here))
+    return or_(scoping.region_clause(e, prefix), e.c.id.in_(were_here), e.c.id.in_(paid_here))
 
 
 def _range(column: ColumnElement) -> ColumnElement[bool]:

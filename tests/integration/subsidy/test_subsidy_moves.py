@@ -137,3 +137,22 @@ async def test_a_run_does_not_take_back_an_elder_who_left_long_ago(subsidy, regi
 
     run = await eventually(done, within=60)
     assert (run["status"], run["elders_total"]) == ("succeeded", 0)
+
+
+async def test_a_move_recorded_late_is_reversed_by_the_run_that_paid(subsidy, registry, db):
+    """April was paid by the street's run; then a move to 思明 dated in March is recorded.
+    The elder is no longer the street's by any column, but the street's re-run of April still
+    takes them and reverses what April paid."""
+    street = f"{TONGAN}{random.randrange(100, 999)}"
+    elder_id = await _elder(db, street)
+    await run_month(subsidy, MONTH, role="admin", region=street)
+    april = date(2025, 4, 1)
+    assert sum((await lines_of(db, uuid.UUID(elder_id), april)).values()) == 125000
+    r = await registry.post(
+        f"/v1/elders/{elder_id}/moves",
+        {"residence_region": SIMING, "hukou_region": SIMING, "moved_on": "2025-03-01"},
+    )
+    assert r.status_code == 201, r.text
+    again = await run_month(subsidy, MONTH, role="admin", region=street)
+    assert again["reversals"] >= 1
+    assert await lines_of(db, uuid.UUID(elder_id), april) == {}
