@@ -101,7 +101,9 @@ def _region_filter() -> ColumnElement[bool]:
     # and those a run of this region (or one around or inside it) paid for the window's
     # months, whatever the registry now says: a move recorded late, dated before the month,
     # takes them out of the region — their run must still reverse what it paid
+    # (only an elder who moved can have left: the scan starts from the few moves)
     cd, d, r = CurrentDecision.__table__, DecisionRow.__table__, RunRow.__table__
+    mv = h.alias("moved")
     paid_here = (
         select(cd.c.elder_id)
         .join(d, d.c.id == cd.c.decision_id)
@@ -111,6 +113,7 @@ def _region_filter() -> ColumnElement[bool]:
             cd.c.month <= bindparam("end"),
             cd.c.total_fen != 0,
             r.c.region.startswith(prefix) | prefix.startswith(r.c.region),
+            cd.c.elder_id.in_(select(mv.c.elder_id).where(mv.c.kind == "move")),
         )
     )
     # the platform's one region rule (hukou or residence under the prefix), now and then

@@ -156,7 +156,8 @@ async def execute(
     verdict_json: dict[tuple[int, int], tuple] = {}
     for offset in range(0, total, CHUNK_ELDERS):
         chunk = ids[offset : offset + CHUNK_ELDERS]
-        scope = facts_service.Scope(region=region, id_range=(chunk[0], chunk[-1]))
+        # the chunk by its ids: the region was decided once, by `elder_ids`
+        scope = facts_service.Scope(elder_ids=chunk)
         world = await facts_service.load(conn, scope, start=first, end=last)
         if not world.visits_available and not summary.notes:
             summary.notes.append(NOTE_VISITS_UNAVAILABLE)
