@@ -21,7 +21,7 @@ from functools import cache
 from typing import Any
 
 import asyncpg
-from sqlalchemy import ColumnElement, Date, Select, and_, bindparam, func, or_, select, true
+from sqlalchemy import ColumnElement, Date, Select, bindparam, func, or_, select, true
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -53,18 +53,16 @@ _DIALECT = postgresql.dialect(paramstyle="numeric_dollar")
 
 @dataclass
 class Scope:
-    """Which elders: a region prefix (hukou or residence), explicit ids, or everyone — and
-    optionally only ids in ``id_range`` (a run works through a district in chunks)."""
+    """Which elders: a region prefix (hukou or residence), explicit ids, or everyone (a run
+    takes a region's ids once, then loads them chunk by chunk by their ids)."""
 
     region: str | None = None
     elder_ids: list[uuid.UUID] | None = None
-    id_range: tuple[uuid.UUID, uuid.UUID] | None = None
 
     def shape(self) -> str:
         if self.elder_ids is not None:
             return "ids"
-        base = "region" if self.region else "all"
-        return f"{base}+range" if self.id_range else base
+        return "region" if self.region else "all"
 
 
 @dataclass
@@ -120,31 +118,19 @@ def _region_filter() -> ColumnElement[bool]:
     return or_(scoping.region_clause(e, prefix), e.c.id.in_(were_here), e.c.id.in_(paid_here))
 
 
-def _range(column: ColumnElement) -> ColumnElement[bool]:
-    return and_(column >= bindparam("lo"), column <= bindparam("hi"))
-
-
 def _elder_filter(shape: str) -> ColumnElement[bool]:
     e = rm.elders
     if shape == "ids":
         return e.c.id == func.any(bindparam("ids"))
-    parts = []
-    if shape.startswith("region"):
-        parts.append(_region_filter())
-    if shape.endswith("+range"):
-        parts.append(_range(e.c.id))
-    return and_(*parts) if parts else true()
+    return _region_filter() if shape == "region" else true()
 
 
 def _in_scope(column: ColumnElement, shape: str) -> ColumnElement[bool]:
     if shape == "ids":
         return column == func.any(bindparam("ids"))
-    parts = []
-    if shape.endswith("+range"):
-        parts.append(_range(column))  # the elder_id index does the work
-    if shape.startswith("region"):
-        parts.append(column.in_(select(rm.elders.c.id).where(_elder_filter(shape))))
-    return and_(*parts) if parts else true()
+    if shape == "region":
+        return column.in_(select(rm.elders.c.id).where(_elder_filter(shape)))
+    return true()
 
 
 @cache
@@ -268,8 +254,8 @@ async def raw_connection(session: AsyncSession) -> asyncpg.Connection:
 async def elder_ids(
     conn: asyncpg.Connection, scope: Scope, *, start: date, end: date
 ) -> list[uuid.UUID]:
-    """Every elder id in scope for days ``start`` … ``end``, in id order (a run's chunks
-    are ranges of these)."""
+    """Every elder id in scope for days ``start`` … ``end``, in id order (a run loads
+    them chunk by chunk)."""
     sql, names, fixed = _statements(scope.shape())["ids"]
     values = {"ids": scope.elder_ids, "region": scope.region, "since": _since(start), "end": end}
     return [r[0] for r in await conn.fetch(sql, *_params(names, fixed, values))]
@@ -298,8 +284,6 @@ async def load(
     values: dict[str, Any] = {
         "ids": scope.elder_ids,
         "region": scope.region,
-        "lo": scope.id_range[0] if scope.id_range else None,
-        "hi": scope.id_range[1] if scope.id_range else None,
         "start": start,
         "end": end,
         "grants_from": grants_from or date(start.year - 30, 1, 1),
