@@ -19,10 +19,11 @@ from shared.i18n import T
 
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _DATETIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}.*")
+_WALL_CLOCK = r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]+)?)?$"
 
 
 def _text_only(value: Any, pattern: re.Pattern[str], message: T) -> Any:
-    if isinstance(value, date | datetime):
+    if isinstance(value, date | datetime | time):
         return value
     if not isinstance(value, str) or not pattern.fullmatch(value.strip()):
         raise ValueError(message)
@@ -51,12 +52,24 @@ IsoDateTime = Annotated[AwareDatetime, BeforeValidator(iso_datetime)]
 """A timestamp in a request: RFC 3339 with an offset only."""
 
 
+def wall_clock(value: Any) -> Any:
+    return _text_only(
+        value,
+        re.compile(_WALL_CLOCK),
+        T(
+            "应为不带时区的时刻 HH:MM（上海时间）",
+            "must be a time of day, HH:MM, without an offset",
+        ),
+    )
+
+
 WallClock = Annotated[
     time,
+    BeforeValidator(wall_clock),
     WithJsonSchema(
         {
             "type": "string",
-            "pattern": r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]+)?)?$",
+            "pattern": _WALL_CLOCK,
             "examples": ["09:30", "09:30:00"],
             "description": "a time of day on the Asia/Shanghai wall clock, without an offset",
         }

@@ -49,3 +49,20 @@ def test_iso_dates_round_trip(day):
 def test_impossible_dates_are_refused():
     with pytest.raises(ValidationError):
         M(day="2026-02-30")
+
+
+def test_a_wall_clock_time_is_text_without_an_offset():
+    from datetime import time
+
+    from pydantic import TypeAdapter, ValidationError
+
+    from shared.dates import WallClock
+
+    clock = TypeAdapter(WallClock)
+    assert clock.validate_python("09:30") == time(9, 30)
+    assert clock.validate_python("09:30:15") == time(9, 30, 15)
+    # an offset would make the plan's times aware and the day's range naive; a number is
+    # seconds to pydantic and nothing to a client
+    for bad in ("09:30+08:00", "09:30Z", 0, 3600, "9:30", "24:00"):
+        with pytest.raises(ValidationError):
+            clock.validate_python(bad)
