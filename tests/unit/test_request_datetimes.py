@@ -20,7 +20,7 @@ from pydantic import (
 )
 
 from shared.config import Settings
-from shared.dates import iso_date, iso_datetime
+from shared.dates import iso_date, iso_datetime, wall_clock
 from shared.errors import flat_routes
 from tests.apps import SERVICES, factory
 
@@ -41,6 +41,8 @@ def _lax(annotation, metadata=()) -> bool:
     if annotation in DATETIMES or annotation in DATES:
         validator = iso_datetime if annotation in DATETIMES else iso_date
         return not any(getattr(m, "func", None) is validator for m in metadata)
+    if annotation is dt.time:  # a time of day: wall-clock text only (shared.dates)
+        return not any(getattr(m, "func", None) is wall_clock for m in metadata)
     return False
 
 
