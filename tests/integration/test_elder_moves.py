@@ -268,3 +268,53 @@ def test_birth_date_of_the_factory_elder():
     from tests.factories import id_number
 
     assert id_number()[6:14] == date(1945, 3, 8).strftime("%Y%m%d")
+
+
+async def test_a_move_recorded_by_mistake_is_withdrawn_and_later_rows_follow(registry):
+    elder = await make_elder(registry, level=None, caregiver=False)
+    wrong = await registry.post(
+        moves_of(elder),
+        {"residence_region": "350206", "hukou_region": B, "moved_on": "2025-03-01"},
+    )
+    assert wrong.status_code == 201, wrong.text
+    later = await registry.post(
+        moves_of(elder), {"residence_region": "350203", "moved_on": "2025-06-01"}
+    )
+    assert later.status_code == 201 and later.json()["hukou_region"] == B  # copied
+    path = f"{moves_of(elder)}/{wrong.json()['id']}/withdraw"
+    r = await registry.post(path, {}, headers={"Accept-Language": "en"})
+    assert r.status_code == 422 and fields_of(r) == {"reason"}
+    org = await make_org(registry)
+    r = await registry.post(path, {"reason": "录入错误"}, role="org_admin", org=org["id"])
+    assert r.status_code == 404  # an org not serving the elder does not even see it
+    r = await registry.post(path, {"reason": "录入错误：户口未迁"})
+    assert r.status_code == 200 and r.json()["valid_from"] == "2025-03-01", r.text
+    items = (await registry.get(moves_of(elder))).json()["items"]
+    assert [(m["valid_from"], m["hukou_region"], m["residence_region"]) for m in items] == [
+        (elder["birth_date"], A, A),
+        ("2025-06-01", A, "350203"),  # the hukou it copied goes back to what held before
+    ]
+    got = (await registry.get(f"/v1/elders/{elder['id']}")).json()
+    assert (got["hukou_region"], got["residence_region"]) == (A, "350203")
+    # withdrawn once; the registration row is no move to withdraw
+    assert (await registry.post(path, {"reason": "again"})).status_code == 404
+    first = items[0]["id"]
+    r = await registry.post(f"{moves_of(elder)}/{first}/withdraw", {"reason": "x"})
+    assert r.status_code == 404
+
+
+async def test_an_org_does_not_withdraw_moves(registry):
+    org = await make_org(registry)
+    elder = await make_elder(registry)
+    await make_bed(registry, elder, org)
+    move = await registry.post(
+        moves_of(elder), {"residence_region": "350212101", "moved_on": "2025-03-01"}
+    )
+    assert move.status_code == 201, move.text
+    r = await registry.post(
+        f"{moves_of(elder)}/{move.json()['id']}/withdraw",
+        {"reason": "录入错误"},
+        role="org_admin",
+        org=org["id"],
+    )
+    assert r.status_code == 403, r.text

@@ -43,6 +43,16 @@ class MoveCreate(BaseModel):
         return validate_region(v) if v is not None else None
 
 
+class MoveWithdraw(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    reason: str = Field(
+        min_length=1,
+        max_length=256,
+        description="why the move is withdrawn (recorded by mistake, wrong date …); audited",
+    )
+
+
 class MoveRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

@@ -16,6 +16,7 @@ no longer covering either code loses them; an org keeps them while its bed serve
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from datetime import date, timedelta
 
@@ -29,7 +30,7 @@ from services.registry.elders.moves.schemas import MoveCreate, MoveRead
 from services.registry.orgs import service as orgs
 from shared import audit
 from shared.auth import ORG_ROLES, Principal
-from shared.errors import Conflict, Forbidden, Unprocessable
+from shared.errors import Conflict, Forbidden, NotFound, Unprocessable
 from shared.i18n import T
 from shared.pagination import Page, paginate
 
@@ -249,6 +250,58 @@ async def apply_due(session: AsyncSession, *, today: date, since: date | None = 
     since = since or today - timedelta(days=backdating.MAX_AHEAD.days + 1)
     result = await session.execute(_APPLY_DUE, {"today": today, "since": since})
     return result.rowcount or 0  # type: ignore[attr-defined]
+
+
+async def withdraw(
+    *,
+    session: AsyncSession,
+    principal: Principal,
+    elder: Elder,
+    move_id: uuid.UUID,
+    reason: str,
+    today: date,
+) -> ResidenceRecord:
+    """Withdraw a move recorded by mistake: its row goes, what later rows copied from it goes
+    back to what held before it, the current columns follow, and the audit log keeps what was
+    withdrawn and why. Civil-affairs offices only (an org corrects by recording a move). The
+    next subsidy run sees the changed facts and reverses what they no longer grant."""
+    if principal.role in ORG_ROLES:
+        raise Forbidden(
+            T("撤销迁居记录由民政部门办理", "a move is withdrawn by a civil-affairs office")
+        )
+    await session.execute(select(Elder.id).where(Elder.id == elder.id).with_for_update())
+    rows = await history(session, elder)
+    row = next((r for r in rows if r.id == move_id), None)
+    if row is None or row.kind != "move":
+        raise NotFound(
+            T(f"未找到老人的迁居记录 {move_id}", f"move {move_id} of this elder not found")
+        )
+    before = in_force([r for r in rows if r is not row], row.valid_from - ONE_DAY)
+    changes = [
+        (field, getattr(before, field))
+        for field in ("residence_region", "hukou_region")
+        if getattr(row, field) != getattr(before, field)
+    ]
+    _carry_forward(rows, row.valid_from, row, changes)
+    await session.delete(row)
+    await session.flush()
+    await audit.record(
+        session,
+        service="registry",
+        principal=principal,
+        action="move.withdraw",
+        resource_type="elder",
+        resource_id=elder.id,
+        fields=[
+            f"moved_on:{row.valid_from.isoformat()}",
+            *(f"{f}:{getattr(row, f)}->{old}" for f, old in changes),
+            f"reason:{reason}",
+        ],
+    )
+    now = in_force(await history(session, elder), today)
+    elder.hukou_region, elder.residence_region = now.hukou_region, now.residence_region
+    await session.flush()
+    return row
 
 
 async def list_for(
