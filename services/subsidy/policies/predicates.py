@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -81,15 +82,18 @@ class PolicyInvalid(Exception):
         self.errors = list(errors)
 
 
-class Pred:
+class Pred(ABC):
+    """A compiled predicate: ``fn`` decides (the fast path: plain closures, no generators),
+    ``explain`` decides and says why (for written decisions)."""
+
     dims: Mapping[str, tuple[Any, ...]] = {}
-    fn: Callable[[Day], bool]  # the fast path: plain closures, no generators
+    fn: Callable[[Day], bool]
 
     def test(self, d: Day) -> bool:
         return self.fn(d)
 
-    def explain(self, d: Day) -> tuple[bool, list[Reason]]:
-        raise NotImplementedError
+    @abstractmethod
+    def explain(self, d: Day) -> tuple[bool, list[Reason]]: ...
 
     def atoms(self) -> Iterator[Pred]:
         yield self
