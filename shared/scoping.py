@@ -22,6 +22,7 @@ from sqlalchemy import (
     bindparam,
     exists,
     false,
+    literal,
     or_,
     select,
     true,
@@ -93,6 +94,12 @@ def elder_scope(
     if role is Role.family:
         return elders.c.id == bindparam("scope_elder", values["scope_elder"])
     return false()
+
+
+def prefixes_nest(column: ColumnElement[str], prefix: str) -> ColumnElement[bool]:
+    """Rows keyed by a region prefix (a run, a callback sample) that lies inside ``prefix``
+    or contains it: what a region officer oversees, and what overlaps a region."""
+    return column.startswith(prefix, autoescape=True) | literal(prefix).startswith(column)
 
 
 def sees_everything(principal: Principal) -> bool:

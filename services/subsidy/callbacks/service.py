@@ -73,15 +73,13 @@ def readable(principal: Principal) -> ColumnElement[bool]:
     in their own scope (``items_statement``, ``record``)."""
     if principal.region is None:
         return true()
-    return CallbackSample.region.startswith(principal.region, autoescape=True) | literal(
-        principal.region
-    ).startswith(CallbackSample.region)
+    return scoping.prefixes_nest(CallbackSample.region, principal.region)
 
 
 def _region(principal: Principal, requested: str | None) -> str:
     mine = principal.region or ""
     region = requested if requested is not None else mine
-    if not region.startswith(mine):
+    if not principal.in_region(region):
         raise Unprocessable(
             T(f"地区 {region} 不在你的管辖范围 {mine} 内", f"region {region} is outside {mine}"),
             errors=[("region", T("应在你的管辖范围内", "must be inside your region"))],
@@ -148,8 +146,7 @@ async def draw(
         await session.scalars(
             select(CallbackSample).where(
                 CallbackSample.quarter == body.quarter,
-                CallbackSample.region.startswith(region, autoescape=True)
-                | literal(region).startswith(CallbackSample.region),
+                scoping.prefixes_nest(CallbackSample.region, region),
             )
         )
     ).all()

@@ -78,6 +78,23 @@ async def _store(session: AsyncSession, raw: Mapping[str, Any], doc: PolicyDoc) 
     )
 
 
+def _version_columns(doc: PolicyDoc, source: str, created_by: str) -> dict[str, Any]:
+    """A version's row, from its document (bundled at start-up or posted through the API)."""
+    return {
+        "code": doc.code,
+        "version": doc.version,
+        "title": doc.title,
+        "status": doc.status,
+        "regions": list(doc.regions),
+        "valid_from": doc.valid_from,
+        "valid_to": doc.valid_to,
+        "hash": doc.hash,
+        "source": source,
+        "created_by": created_by,
+        "activated_at": datetime.now(UTC) if doc.status == "active" else None,
+    }
+
+
 async def sync_bundled(session: AsyncSession) -> int:
     """Load ``shared/policies/*.yaml`` (validated; a bundled document that does not validate
     stops the service) into ``subsidy.policy_versions``. Bundled files are authoritative for
@@ -87,19 +104,7 @@ async def sync_bundled(session: AsyncSession) -> int:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
         doc = parse_document(raw)
         await _store(session, raw, doc)
-        stmt = insert(PolicyVersion).values(
-            code=doc.code,
-            version=doc.version,
-            title=doc.title,
-            status=doc.status,
-            regions=list(doc.regions),
-            valid_from=doc.valid_from,
-            valid_to=doc.valid_to,
-            hash=doc.hash,
-            source="bundled",
-            created_by="bundled",
-            activated_at=datetime.now(UTC) if doc.status == "active" else None,
-        )
+        stmt = insert(PolicyVersion).values(**_version_columns(doc, "bundled", "bundled"))
         stmt = stmt.on_conflict_do_update(
             index_elements=["code", "version"],
             set_={
@@ -230,19 +235,7 @@ async def create(
             slug="policy-version-exists",
         )
     await _store(session, raw, doc)
-    row = PolicyVersion(
-        code=doc.code,
-        version=doc.version,
-        title=doc.title,
-        status=doc.status,
-        regions=list(doc.regions),
-        valid_from=doc.valid_from,
-        valid_to=doc.valid_to,
-        hash=doc.hash,
-        source="api",
-        created_by=principal.sub,
-        activated_at=datetime.now(UTC) if doc.status == "active" else None,
-    )
+    row = PolicyVersion(**_version_columns(doc, "api", principal.sub))
     session.add(row)
     await session.flush()
     _compiled[doc.hash] = doc

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import date
 
-from sqlalchemy import literal, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.subsidy.evaluations.service import render
@@ -35,9 +35,7 @@ def visible(principal: Principal):
     """A region officer sees the runs over their region (or a region containing it)."""
     if principal.region is None:
         return Run.id.is_not(None)
-    return Run.region.is_not(None) & (
-        Run.region.startswith(principal.region) | literal(principal.region).startswith(Run.region)
-    )
+    return Run.region.is_not(None) & scoping.prefixes_nest(Run.region, principal.region)
 
 
 async def get(*, session: AsyncSession, principal: Principal, run_id: uuid.UUID) -> Run:

@@ -47,7 +47,7 @@ PAGE = 200
 TOKEN_PATTERN = r"^[0-9]{1,20}(-[0-9]{1,19})?$"
 _TOKEN = re.compile(TOKEN_PATTERN)
 _MAX = 2**63
-_HORIZON = text("SELECT coalesce(max(pos), 0) FROM telemetry.alert_log")
+_HORIZON = "SELECT coalesce(max(pos), 0) FROM telemetry.alert_log"
 # Just before the first row after an old (xid, seq) token in the order it was given in.
 _LEGACY = (
     "SELECT coalesce(min(pos) - 1, (SELECT coalesce(max(pos), 0) FROM telemetry.alert_log)) "
@@ -90,7 +90,7 @@ async def resume_position(pool: asyncpg.Pool, resume: Token) -> int:
 async def now_position(pool: asyncpg.Pool) -> int:
     """Where a new subscriber starts: after the last committed step, so what commits from
     now on — including what was in flight at this moment — is all served."""
-    return int(await pool.fetchval(str(_HORIZON)))
+    return int(await pool.fetchval(_HORIZON))
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ async def read_page(
     even past rows out of scope, so a narrow reader does not rescan the whole district's
     steps."""
     # Taken before the rows: every position up to it is visible to the next statement.
-    horizon = int((await session.execute(_HORIZON)).scalar_one())
+    horizon = int((await session.execute(text(_HORIZON))).scalar_one())
     rows = list(await session.scalars(service.stream_statement(principal, after, limit)))
     last = rows[-1].pos if rows else after
     assert last is not None
